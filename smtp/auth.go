@@ -1,0 +1,83 @@
+package smtp
+
+import (
+	"crypto/hmac"
+	"crypto/md5"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// redacted stands in the transcript for every line that carries a credential.
+const redacted = "<redacted>"
+
+// mechanismPreference is the order in which "the best mechanism offered" is
+// picked: CRAM-MD5 never sends the password itself.
+var mechanismPreference = []string{"CRAM-MD5", "PLAIN", "LOGIN"}
+
+// auth authenticates with the module's credentials. The credentials never
+// reach the transcript or an error.
+func (p *prober) auth() (bool, *Error) {
+	a := p.opts.Auth
+	params, ok := p.res.Extensions["AUTH"]
+	if !ok {
+		return false, &Error{Phase: PhaseAuth, Reason: ReasonUnsupported, Err: errNotOffered("AUTH")}
+	}
+	offered := strings.Fields(strings.ToUpper(params))
+	mech := strings.ToUpper(a.Mechanism)
+	if mech == "" {
+		for _, m := range mechanismPreference {
+			if slices.Contains(offered, m) {
+				mech = m
+				break
+			}
+		}
+		if mech == "" {
+			return false, &Error{Phase: PhaseAuth, Reason: ReasonUnsupported,
+				Err: fmt.Errorf("the server offers AUTH %s, none of PLAIN, LOGIN, CRAM-MD5", params)}
+		}
+	} else if !slices.Contains(offered, mech) {
+		return false, &Error{Phase: PhaseAuth, Reason: ReasonUnsupported, Err: errNotOffered("AUTH " + mech)}
+	}
+	if !p.tls && !a.AllowPlaintext {
+		return false, &Error{Phase: PhaseAuth, Reason: ReasonUnsupported,
+			Err: errors.New("refusing to send credentials over a connection without TLS (allow_plaintext is off)")}
+	}
+
+	var r *Reply
+	var err *Error
+	switch mech {
+	case "PLAIN":
+		resp := base64.StdEncoding.EncodeToString([]byte("\x00" + a.Username + "\x00" + p.password))
+		r, err = p.cmd(PhaseAuth, "AUTH PLAIN "+resp, "AUTH PLAIN "+redacted)
+	case "LOGIN":
+		r, err = p.cmd(PhaseAuth, "AUTH LOGIN", "")
+		for _, secret := range []string{a.Username, p.password} {
+			if err != nil || r.Code != 334 {
+				break
+			}
+			r, err = p.cmd(PhaseAuth, base64.StdEncoding.EncodeToString([]byte(secret)), redacted)
+		}
+	case "CRAM-MD5":
+		r, err = p.cmd(PhaseAuth, "AUTH CRAM-MD5", "")
+		if err == nil && r.Code == 334 {
+			challenge, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(r.Text()))
+			if derr != nil {
+				p.cmd(PhaseAuth, "*", "") // cancel the exchange (RFC 4954)
+				return false, &Error{Phase: PhaseAuth, Reason: ReasonProtocol, Reply: r,
+					Err: protocolErrorf("CRAM-MD5 challenge is not base64")}
+			}
+			mac := hmac.New(md5.New, []byte(p.password))
+			mac.Write(challenge)
+			resp := a.Username + " " + hex.EncodeToString(mac.Sum(nil))
+			r, err = p.cmd(PhaseAuth, base64.StdEncoding.EncodeToString([]byte(resp)), redacted)
+		}
+	}
+	if err != nil {
+		return false, err
+	}
+	return p.check(PhaseAuth, r, 2)
+}

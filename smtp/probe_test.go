@@ -1,0 +1,485 @@
+package smtp
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+const ehloOK = "S: 250-mx.test greets probe.test\n250-SIZE 10240000\n250-8BITMIME\n250 PIPELINING"
+
+func TestProbeDialog(t *testing.T) {
+	mailOpts := func(o *Options) { o.MailFrom = "probe@example.org"; o.RcptTo = []string{"postmaster@example.org"} }
+	dataOpts := func(o *Options) { mailOpts(o); o.SendData = true }
+	tests := []struct {
+		name       string
+		opts       func(*Options)
+		steps      []string
+		timeout    time.Duration
+		wantPhase  Phase // "" means success
+		wantReason Reason
+		wantCode   int    // deciding reply code, 0 if none
+		wantEnh    string // deciding enhanced code
+		wantPhases string
+		wantSent   string // every byte the client sent
+	}{
+		{
+			name:       "ehlo quit success",
+			steps:      []string{"S: 220 mx.test ESMTP", "C: EHLO probe.test", ehloOK, "C: QUIT", "S: 221 2.0.0 bye"},
+			wantCode:   221,
+			wantEnh:    "2.0.0",
+			wantPhases: "resolve connect banner ehlo quit",
+			wantSent:   "EHLO probe.test\r\nQUIT\r\n",
+		},
+		{
+			name:       "banner 421 with hash enhanced code, then polite quit",
+			steps:      []string{"S: 421 #4.4.5 too many connections from your host", "C: QUIT", "S: 221 bye"},
+			wantPhase:  PhaseBanner,
+			wantReason: Reason4xx,
+			wantCode:   421,
+			wantEnh:    "4.4.5",
+			wantPhases: "resolve connect banner quit",
+			wantSent:   "QUIT\r\n",
+		},
+		{
+			name:       "banner 554 multi-line",
+			steps:      []string{"S: 554-mx.test no SMTP service here\n554 5.7.1 go away", "C: QUIT", "S: 221 bye"},
+			wantPhase:  PhaseBanner,
+			wantReason: Reason5xx,
+			wantCode:   554,
+			wantPhases: "resolve connect banner quit",
+			wantSent:   "QUIT\r\n",
+		},
+		{
+			name:       "banner closed",
+			steps:      []string{"CLOSE"},
+			wantPhase:  PhaseBanner,
+			wantReason: ReasonClosed,
+			wantPhases: "resolve connect banner",
+		},
+		{
+			name:       "banner timeout",
+			steps:      []string{"SLEEP 2s"},
+			timeout:    300 * time.Millisecond,
+			wantPhase:  PhaseBanner,
+			wantReason: ReasonTimeout,
+			wantPhases: "resolve connect banner",
+		},
+		{
+			name:       "not smtp: banner protocol",
+			steps:      []string{"S: HTTP/1.1 400 Bad Request", "DRAIN"},
+			wantPhase:  PhaseBanner,
+			wantReason: ReasonProtocol,
+			wantPhases: "resolve connect banner",
+			wantSent:   "QUIT\r\n",
+		},
+		{
+			name:       "ehlo refused falls back to helo",
+			steps:      []string{"S: 220 mx.test", "C: EHLO probe.test", "S: 502 5.5.1 command not implemented", "C: HELO probe.test", "S: 250 mx.test", "C: QUIT", "S: 221 bye"},
+			wantCode:   221,
+			wantPhases: "resolve connect banner ehlo ehlo quit",
+			wantSent:   "EHLO probe.test\r\nHELO probe.test\r\nQUIT\r\n",
+		},
+		{
+			name:       "helo refused too",
+			steps:      []string{"S: 220 mx.test", "C: EHLO probe.test", "S: 500 what", "C: HELO probe.test", "S: 501 #5.0.0 EHLO requires domain address", "C: QUIT", "S: 221 bye"},
+			wantPhase:  PhaseEHLO,
+			wantReason: Reason5xx,
+			wantCode:   501,
+			wantEnh:    "5.0.0",
+			wantPhases: "resolve connect banner ehlo ehlo quit",
+			wantSent:   "EHLO probe.test\r\nHELO probe.test\r\nQUIT\r\n",
+		},
+		{
+			name:       "ehlo 421 does not fall back",
+			steps:      []string{"S: 220 mx.test", "C: EHLO probe.test", "S: 421 4.3.2 shutting down", "C: QUIT", "CLOSE"},
+			wantPhase:  PhaseEHLO,
+			wantReason: Reason4xx,
+			wantCode:   421,
+			wantEnh:    "4.3.2",
+			wantPhases: "resolve connect banner ehlo quit",
+			wantSent:   "EHLO probe.test\r\nQUIT\r\n",
+		},
+		{
+			name:       "ehlo closed",
+			steps:      []string{"S: 220 mx.test", "C: EHLO probe.test", "CLOSE"},
+			wantPhase:  PhaseEHLO,
+			wantReason: ReasonClosed,
+			wantPhases: "resolve connect banner ehlo",
+			wantSent:   "EHLO probe.test\r\n",
+		},
+		{
+			name:       "ehlo timeout",
+			steps:      []string{"S: 220 mx.test", "C: EHLO probe.test", "SLEEP 2s"},
+			timeout:    300 * time.Millisecond,
+			wantPhase:  PhaseEHLO,
+			wantReason: ReasonTimeout,
+			wantPhases: "resolve connect banner ehlo",
+			wantSent:   "EHLO probe.test\r\n",
+		},
+		{
+			name: "mail rcpt success",
+			opts: mailOpts,
+			steps: []string{"S: 220 mx.test", "C: EHLO probe.test", ehloOK, "C: MAIL FROM:<probe@example.org>", "S: 250 2.1.0 ok",
+				"C: RCPT TO:<postmaster@example.org>", "S: 250 2.1.5 ok", "C: QUIT", "S: 221 2.0.0 bye"},
+			wantCode:   221,
+			wantEnh:    "2.0.0",
+			wantPhases: "resolve connect banner ehlo mail rcpt quit",
+			wantSent:   "EHLO probe.test\r\nMAIL FROM:<probe@example.org>\r\nRCPT TO:<postmaster@example.org>\r\nQUIT\r\n",
+		},
+		{
+			name: "mail 530 must issue starttls first",
+			opts: mailOpts,
+			steps: []string{"S: 220 mx.test", "C: EHLO probe.test", ehloOK, "C: MAIL FROM:<probe@example.org>",
+				"S: 530 #5.7.0 Must issue a STARTTLS command first", "C: QUIT", "S: 221 bye"},
+			wantPhase:  PhaseMail,
+			wantReason: Reason5xx,
+			wantCode:   530,
+			wantEnh:    "5.7.0",
+			wantPhases: "resolve connect banner ehlo mail quit",
+			wantSent:   "EHLO probe.test\r\nMAIL FROM:<probe@example.org>\r\nQUIT\r\n",
+		},
+		{
+			name:       "mail closed",
+			opts:       mailOpts,
+			steps:      []string{"S: 220 mx.test", "C: EHLO probe.test", ehloOK, "C: MAIL FROM:<probe@example.org>", "CLOSE"},
+			wantPhase:  PhaseMail,
+			wantReason: ReasonClosed,
+			wantPhases: "resolve connect banner ehlo mail",
+			wantSent:   "EHLO probe.test\r\nMAIL FROM:<probe@example.org>\r\n",
+		},
+		{
+			name: "rcpt 452 too many recipients",
+			opts: mailOpts,
+			steps: []string{"S: 220 mx.test", "C: EHLO probe.test", ehloOK, "C: MAIL FROM:<probe@example.org>", "S: 250 ok",
+				"C: RCPT TO:<postmaster@example.org>", "S: 452 #4.5.3 Too many recipients", "C: QUIT", "S: 221 bye"},
+			wantPhase:  PhaseRcpt,
+			wantReason: Reason4xx,
+			wantCode:   452,
+			wantEnh:    "4.5.3",
+			wantPhases: "resolve connect banner ehlo mail rcpt quit",
+			wantSent:   "EHLO probe.test\r\nMAIL FROM:<probe@example.org>\r\nRCPT TO:<postmaster@example.org>\r\nQUIT\r\n",
+		},
+		{
+			name: "second rcpt 550",
+			opts: func(o *Options) { mailOpts(o); o.RcptTo = append(o.RcptTo, "nobody@example.org") },
+			steps: []string{"S: 220 mx.test", "C: EHLO probe.test", ehloOK, "C: MAIL FROM:<probe@example.org>", "S: 250 ok",
+				"C: RCPT TO:<postmaster@example.org>", "S: 250 ok", "C: RCPT TO:<nobody@example.org>", "S: 550 5.1.1 <nobody@example.org>: Recipient address rejected",
+				"C: QUIT", "S: 221 bye"},
+			wantPhase:  PhaseRcpt,
+			wantReason: Reason5xx,
+			wantCode:   550,
+			wantEnh:    "5.1.1",
+			wantPhases: "resolve connect banner ehlo mail rcpt rcpt quit",
+			wantSent:   "EHLO probe.test\r\nMAIL FROM:<probe@example.org>\r\nRCPT TO:<postmaster@example.org>\r\nRCPT TO:<nobody@example.org>\r\nQUIT\r\n",
+		},
+		{
+			name: "rcpt timeout",
+			opts: mailOpts,
+			steps: []string{"S: 220 mx.test", "C: EHLO probe.test", ehloOK, "C: MAIL FROM:<probe@example.org>", "S: 250 ok",
+				"C: RCPT TO:<postmaster@example.org>", "SLEEP 2s"},
+			timeout:    400 * time.Millisecond,
+			wantPhase:  PhaseRcpt,
+			wantReason: ReasonTimeout,
+			wantPhases: "resolve connect banner ehlo mail rcpt",
+			wantSent:   "EHLO probe.test\r\nMAIL FROM:<probe@example.org>\r\nRCPT TO:<postmaster@example.org>\r\n",
+		},
+		{
+			name: "data refused",
+			opts: dataOpts,
+			steps: []string{"S: 220 mx.test", "C: EHLO probe.test", ehloOK, "C: MAIL FROM:<probe@example.org>", "S: 250 ok",
+				"C: RCPT TO:<postmaster@example.org>", "S: 250 ok", "C: DATA", "S: 554 5.5.1 Error: no valid recipients", "C: QUIT", "S: 221 bye"},
+			wantPhase:  PhaseData,
+			wantReason: Reason5xx,
+			wantCode:   554,
+			wantEnh:    "5.5.1",
+			wantPhases: "resolve connect banner ehlo mail rcpt data quit",
+			wantSent:   "EHLO probe.test\r\nMAIL FROM:<probe@example.org>\r\nRCPT TO:<postmaster@example.org>\r\nDATA\r\nQUIT\r\n",
+		},
+		{
+			name: "message 552 too big",
+			opts: dataOpts,
+			steps: []string{"S: 220 mx.test", "C: EHLO probe.test", ehloOK, "C: MAIL FROM:<probe@example.org>", "S: 250 ok",
+				"C: RCPT TO:<postmaster@example.org>", "S: 250 ok", "C: DATA", "S: 354 go ahead",
+				"C: *", "C: *", "C: *", "C: *", "C: *", "C: *", "C: *", "C: *", "C: *", "C: *", "C: .",
+				"S: 552 #5.3.4 message size exceeds limit", "C: QUIT", "S: 221 bye"},
+			wantPhase:  PhaseMessage,
+			wantReason: Reason5xx,
+			wantCode:   552,
+			wantEnh:    "5.3.4",
+			wantPhases: "resolve connect banner ehlo mail rcpt data message quit",
+		},
+		{
+			name:       "quit refused",
+			steps:      []string{"S: 220 mx.test", "C: EHLO probe.test", ehloOK, "C: QUIT", "S: 500 5.5.1 what"},
+			wantPhase:  PhaseQuit,
+			wantReason: Reason5xx,
+			wantCode:   500,
+			wantEnh:    "5.5.1",
+			wantPhases: "resolve connect banner ehlo quit",
+			wantSent:   "EHLO probe.test\r\nQUIT\r\n",
+		},
+		{
+			name:       "quit closed without reply",
+			steps:      []string{"S: 220 mx.test", "C: EHLO probe.test", ehloOK, "C: QUIT", "CLOSE"},
+			wantPhase:  PhaseQuit,
+			wantReason: ReasonClosed,
+			wantPhases: "resolve connect banner ehlo quit",
+			wantSent:   "EHLO probe.test\r\nQUIT\r\n",
+		},
+		{
+			name:       "multi-line reply changing code",
+			steps:      []string{"S: 220 mx.test", "C: EHLO probe.test", "S: 250-mx.test\n251 SIZE", "DRAIN"},
+			wantPhase:  PhaseEHLO,
+			wantReason: ReasonProtocol,
+			wantPhases: "resolve connect banner ehlo",
+			wantSent:   "EHLO probe.test\r\nQUIT\r\n",
+		},
+		{
+			name:       "bare LF server is tolerated",
+			steps:      []string{"RAW: 220 mx.test\n", "C: EHLO probe.test", "RAW: 250-mx.test\n250 SIZE 100\n", "C: QUIT", "RAW: 221 bye\n"},
+			wantCode:   221,
+			wantPhases: "resolve connect banner ehlo quit",
+			wantSent:   "EHLO probe.test\r\nQUIT\r\n",
+		},
+		{
+			name:       "starttls not offered",
+			opts:       func(o *Options) { o.TLS = TLSStartTLS },
+			steps:      []string{"S: 220 mx.test", "C: EHLO probe.test", ehloOK, "C: QUIT", "S: 221 bye"},
+			wantPhase:  PhaseStartTLS,
+			wantReason: ReasonUnsupported,
+			wantPhases: "resolve connect banner ehlo quit",
+			wantSent:   "EHLO probe.test\r\nQUIT\r\n",
+		},
+		{
+			name: "auth not offered",
+			opts: func(o *Options) {
+				o.Auth = &Auth{Username: "u", Password: func() (string, error) { return "p", nil }, AllowPlaintext: true}
+			},
+			steps:      []string{"S: 220 mx.test", "C: EHLO probe.test", ehloOK, "C: QUIT", "S: 221 bye"},
+			wantPhase:  PhaseAuth,
+			wantReason: ReasonUnsupported,
+			wantPhases: "resolve connect banner ehlo quit",
+			wantSent:   "EHLO probe.test\r\nQUIT\r\n",
+		},
+		{
+			name: "open relay check: rcpt refused as expected",
+			opts: func(o *Options) { mailOpts(o); o.Expect = map[Phase]int{PhaseRcpt: 5} },
+			steps: []string{"S: 220 mx.test", "C: EHLO probe.test", ehloOK, "C: MAIL FROM:<probe@example.org>", "S: 250 ok",
+				"C: RCPT TO:<postmaster@example.org>", "S: 554 5.7.1 Relay access denied", "C: RSET", "S: 250 ok", "C: QUIT", "S: 221 bye"},
+			wantCode:   221,
+			wantPhases: "resolve connect banner ehlo mail rcpt rset quit",
+			wantSent:   "EHLO probe.test\r\nMAIL FROM:<probe@example.org>\r\nRCPT TO:<postmaster@example.org>\r\nRSET\r\nQUIT\r\n",
+		},
+		{
+			name: "open relay check: relaying accepted fails expectation",
+			opts: func(o *Options) { mailOpts(o); o.Expect = map[Phase]int{PhaseRcpt: 5} },
+			steps: []string{"S: 220 mx.test", "C: EHLO probe.test", ehloOK, "C: MAIL FROM:<probe@example.org>", "S: 250 ok",
+				"C: RCPT TO:<postmaster@example.org>", "S: 250 2.1.5 ok", "C: QUIT", "S: 221 bye"},
+			wantPhase:  PhaseRcpt,
+			wantReason: ReasonExpectation,
+			wantCode:   250,
+			wantEnh:    "2.1.5",
+			wantPhases: "resolve connect banner ehlo mail rcpt quit",
+			wantSent:   "EHLO probe.test\r\nMAIL FROM:<probe@example.org>\r\nRCPT TO:<postmaster@example.org>\r\nQUIT\r\n",
+		},
+		{
+			name: "starttls required: mail refused as expected, no rset",
+			opts: func(o *Options) { o.MailFrom = "probe@example.org"; o.Expect = map[Phase]int{PhaseMail: 5} },
+			steps: []string{"S: 220 mx.test", "C: EHLO probe.test", ehloOK, "C: MAIL FROM:<probe@example.org>",
+				"S: 530 5.7.0 Must issue a STARTTLS command first", "C: QUIT", "S: 221 bye"},
+			wantCode:   221,
+			wantPhases: "resolve connect banner ehlo mail quit",
+			wantSent:   "EHLO probe.test\r\nMAIL FROM:<probe@example.org>\r\nQUIT\r\n",
+		},
+		{
+			name: "null sender",
+			opts: func(o *Options) { o.MailFrom = "<>"; o.RcptTo = []string{"postmaster@example.org"} },
+			steps: []string{"S: 220 mx.test", "C: EHLO probe.test", ehloOK, "C: MAIL FROM:<>", "S: 250 ok",
+				"C: RCPT TO:<postmaster@example.org>", "S: 250 ok", "C: QUIT", "S: 221 bye"},
+			wantCode:   221,
+			wantPhases: "resolve connect banner ehlo mail rcpt quit",
+			wantSent:   "EHLO probe.test\r\nMAIL FROM:<>\r\nRCPT TO:<postmaster@example.org>\r\nQUIT\r\n",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newFakeServer(t, "tcp4", script(nil, tc.steps...))
+			opts := baseOptions()
+			if tc.opts != nil {
+				tc.opts(opts)
+			}
+			timeout := tc.timeout
+			if timeout == 0 {
+				timeout = 5 * time.Second
+			}
+			start := time.Now()
+			res, err := probeFake(t, srv, opts, timeout)
+			elapsed := time.Since(start)
+			if elapsed > timeout+QuitBudget {
+				t.Errorf("probe took %s, past its %s timeout", elapsed, timeout)
+			}
+			if tc.wantPhase == "" {
+				if err != nil {
+					t.Fatalf("probe failed: %v", err)
+				}
+			} else {
+				var perr *Error
+				if !errors.As(err, &perr) {
+					t.Fatalf("error = %v, want a *Error in phase %s", err, tc.wantPhase)
+				}
+				if perr.Phase != tc.wantPhase || perr.Reason != tc.wantReason {
+					t.Errorf("failed in %s/%s (%v), want %s/%s", perr.Phase, perr.Reason, perr, tc.wantPhase, tc.wantReason)
+				}
+				if res.Err != perr {
+					t.Errorf("Result.Err = %v, want the returned error", res.Err)
+				}
+			}
+			code, enh := 0, ""
+			if r := res.DecidingReply(); r != nil {
+				code, enh = r.Code, r.Enhanced.String()
+			}
+			if code != tc.wantCode || enh != tc.wantEnh {
+				t.Errorf("deciding reply = %d %q, want %d %q", code, enh, tc.wantCode, tc.wantEnh)
+			}
+			if got := phases(res); got != tc.wantPhases {
+				t.Errorf("phases = %q, want %q", got, tc.wantPhases)
+			}
+			sr := srv.wait(t)
+			if sr.err != nil && tc.wantPhase == "" {
+				t.Errorf("server script: %v", sr.err)
+			}
+			if tc.wantSent != "" && sr.recv != tc.wantSent {
+				t.Errorf("client sent %q, want %q", sr.recv, tc.wantSent)
+			}
+			if res.IPProtocol != 4 || res.Addr.Port() != srv.port {
+				t.Errorf("dialled %s (ip%d), want port %d over IPv4", res.Addr, res.IPProtocol, srv.port)
+			}
+		})
+	}
+}
+
+func TestProbeExtensionsAndSize(t *testing.T) {
+	srv := newFakeServer(t, "tcp4", script(nil, "S: 220 mx.test", "C: EHLO probe.test",
+		"S: 250-mx.test\n250-SIZE 10240000\n250-AUTH=LOGIN PLAIN\n250-b@d keyword\n250-8bitmime\n250 ENHANCEDSTATUSCODES", "C: QUIT", "S: 221 bye"))
+	res, err := probeFake(t, srv, baseOptions(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"SIZE": "10240000", "AUTH": "LOGIN PLAIN", "8BITMIME": "", "ENHANCEDSTATUSCODES": ""}
+	if len(res.Extensions) != len(want) {
+		t.Errorf("extensions = %v, want %v", res.Extensions, want)
+	}
+	for k, v := range want {
+		if got, ok := res.Extensions[k]; !ok || got != v {
+			t.Errorf("extension %s = %q (present %t), want %q", k, got, ok, v)
+		}
+	}
+	if size, ok := res.MessageSizeLimit(); !ok || size != 10240000 {
+		t.Errorf("size = %d, %t", size, ok)
+	}
+}
+
+func TestProbeDataSendsUniqueMessage(t *testing.T) {
+	steps := []string{"S: 220 mx.test", "C: EHLO probe.test", ehloOK, "C: MAIL FROM:<probe@example.org>", "S: 250 ok",
+		"C: RCPT TO:<postmaster@example.org>", "S: 250 ok", "C: DATA", "S: 354 go ahead"}
+	for i := 0; i < 10; i++ {
+		steps = append(steps, "C: *")
+	}
+	steps = append(steps, "C: .", "S: 250 2.0.0 Ok: queued as ABC", "C: QUIT", "S: 221 bye")
+	srv := newFakeServer(t, "tcp4", script(nil, steps...))
+	opts := baseOptions()
+	opts.MailFrom, opts.RcptTo, opts.SendData = "probe@example.org", []string{"postmaster@example.org"}, true
+	var ids []string
+	for i := 0; i < 2; i++ {
+		res, err := probeFake(t, srv, opts, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sr := srv.wait(t)
+		if sr.err != nil {
+			t.Fatalf("server: %v", sr.err)
+		}
+		if res.MessageID == "" || !strings.Contains(sr.recv, "\r\nMessage-ID: "+res.MessageID+"\r\n") {
+			t.Errorf("Message-ID %q not sent in %q", res.MessageID, sr.recv)
+		}
+		for _, h := range []string{"\r\nDate: ", "\r\nFrom: <probe@example.org>\r\n", "\r\nTo: <postmaster@example.org>\r\n", "\r\n\r\nThis message", "\r\n.\r\nQUIT\r\n"} {
+			if !strings.Contains(sr.recv, h) {
+				t.Errorf("message lacks %q", h)
+			}
+		}
+		if strings.Contains(strings.ReplaceAll(sr.recv, "\r\n", ""), "\n") {
+			t.Errorf("client sent a bare LF: %q", sr.recv)
+		}
+		ids = append(ids, res.MessageID)
+	}
+	if ids[0] == ids[1] {
+		t.Errorf("two probes sent the same Message-ID %s", ids[0])
+	}
+}
+
+func TestProbeIPv6(t *testing.T) {
+	srv := newFakeServerOrSkip(t, "tcp6", script(nil, "S: 220 mx.test", "C: EHLO probe.test", ehloOK, "C: QUIT", "S: 221 bye"))
+	opts := baseOptions()
+	opts.IPProtocol = "ip6"
+	res, err := probeFake(t, srv, opts, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.IPProtocol != 6 || res.Addr.Addr().String() != "::1" {
+		t.Errorf("dialled %s ip%d, want [::1] ip6", res.Addr, res.IPProtocol)
+	}
+}
+
+// newFakeServerOrSkip skips when the host has no IPv6 loopback.
+func newFakeServerOrSkip(t *testing.T, network string, h func(*fakeConn) error) *fakeServer {
+	t.Helper()
+	if network == "tcp6" {
+		ln, err := net.Listen("tcp6", "[::1]:0")
+		if err != nil {
+			t.Skipf("no IPv6 loopback on this host: %v", err)
+		}
+		ln.Close()
+	}
+	return newFakeServer(t, network, h)
+}
+
+func TestProbeConnectRefused(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	res, err := Probe(t.Context(), "127.0.0.1", port, baseOptions())
+	var perr *Error
+	if !errors.As(err, &perr) || perr.Phase != PhaseConnect || perr.Reason != ReasonConnect {
+		t.Fatalf("err = %v, want connect/connect", err)
+	}
+	if got := phases(res); got != "resolve connect" {
+		t.Errorf("phases = %q", got)
+	}
+}
+
+func TestProbeInvalidOptionsDialNothing(t *testing.T) {
+	for _, o := range []*Options{
+		{HeloName: "probe.test\r\nMAIL FROM:<x>"},
+		{HeloName: "probe.test", MailFrom: "a@b\nRCPT TO:<c>"},
+		{HeloName: "probe.test", MailFrom: "a@b", RcptTo: []string{"x@y\x00"}},
+		{HeloName: ""},
+		{HeloName: "probe.test", RcptTo: []string{"x@y"}},
+	} {
+		res, err := Probe(t.Context(), "192.0.2.1", 25, o)
+		var perr *Error
+		if !errors.As(err, &perr) || perr.Reason != ReasonConfig {
+			t.Errorf("options %+v: err = %v, want reason config", o, err)
+			continue
+		}
+		if len(res.Phases) != 0 {
+			t.Errorf("options %+v: reached phases %q before failing", o, phases(res))
+		}
+	}
+}

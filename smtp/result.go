@@ -1,0 +1,142 @@
+package smtp
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Result is everything one probe saw, filled up to the point of failure.
+type Result struct {
+	// Host and Port are what was probed.
+	Host string
+	Port uint16
+	// Addr is the address dialled (zero if the probe did not get that far).
+	Addr netip.AddrPort
+	// IPProtocol is 4 or 6 once an address was chosen, else 0.
+	IPProtocol int
+	// DNSDuration is the time name resolution took (zero for an IP literal).
+	DNSDuration time.Duration
+	// Phases holds every step reached, in order. A phase with several
+	// commands (RCPT per recipient, AUTH LOGIN's exchanges, EHLO before and
+	// after STARTTLS, HELO after a refused EHLO) appears once per reply.
+	Phases []PhaseResult
+	// Extensions maps each EHLO keyword (upper case) to its parameters: the
+	// list from the last EHLO, so the post-STARTTLS one when TLS was started.
+	Extensions map[string]string
+	// TLS describes the handshake, when one was attempted and got far enough
+	// to see the server's certificates.
+	TLS *TLSState
+	// MessageID is the Message-ID of the test message, when one was sent.
+	MessageID string
+	// Duration is the whole probe.
+	Duration time.Duration
+	// Err is the failure, nil on success.
+	Err *Error
+}
+
+// PhaseResult is one step of the dialog: its duration and the reply it got.
+type PhaseResult struct {
+	Phase    Phase
+	Duration time.Duration
+	// Reply is nil for steps without one (resolve, connect, tls) and for a
+	// step that failed before its reply came.
+	Reply *Reply
+}
+
+// TLSState describes a TLS handshake.
+type TLSState struct {
+	// Version and CipherSuite are crypto/tls's constants.
+	Version     uint16
+	CipherSuite uint16
+	// ServerName is the name the certificate was checked against.
+	ServerName string
+	// PeerCertificates is the chain the server sent, leaf first; it is
+	// reported even when it failed verification.
+	PeerCertificates []*x509.Certificate
+	// Verified is true when the chain verified; VerifyError says why not
+	// (nil when verification was skipped by insecure_skip_verify).
+	Verified    bool
+	VerifyError error
+	// HandshakeComplete is false when the handshake failed.
+	HandshakeComplete bool
+}
+
+// VersionName is the TLS version as "TLS 1.3".
+func (s *TLSState) VersionName() string { return tls.VersionName(s.Version) }
+
+// CipherSuiteName is the negotiated cipher suite's name.
+func (s *TLSState) CipherSuiteName() string { return tls.CipherSuiteName(s.CipherSuite) }
+
+// EarliestExpiry is the earliest NotAfter in the server's chain, or the zero
+// time when no certificate was seen.
+func (s *TLSState) EarliestExpiry() time.Time {
+	var t time.Time
+	for _, c := range s.PeerCertificates {
+		if t.IsZero() || c.NotAfter.Before(t) {
+			t = c.NotAfter
+		}
+	}
+	return t
+}
+
+// Success reports whether the probe succeeded.
+func (r *Result) Success() bool { return r.Err == nil }
+
+// DecidingReply is the reply that decided the probe: on failure the failing
+// reply (nil if none came), on success the reply to QUIT.
+func (r *Result) DecidingReply() *Reply {
+	if r.Err != nil {
+		return r.Err.Reply
+	}
+	for i := len(r.Phases) - 1; i >= 0; i-- {
+		if r.Phases[i].Phase == PhaseQuit {
+			return r.Phases[i].Reply
+		}
+	}
+	return nil
+}
+
+// MessageSizeLimit is the SIZE the server advertised in EHLO; ok is false
+// when it advertised none or no number.
+func (r *Result) MessageSizeLimit() (size int64, ok bool) {
+	v, found := r.Extensions["SIZE"]
+	if !found {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return n, true
+}
+
+// Direction tells who wrote a transcript line.
+type Direction byte
+
+// Transcript line directions.
+const (
+	Client Direction = 'C' // a line the probe sent
+	Server Direction = 'S' // a line the server sent
+	Note   Direction = '*' // what the probe did or found (resolution, TLS, failure)
+)
+
+// TranscriptLine is one line of a probe's transcript.
+type TranscriptLine struct {
+	// At is the time since the probe started.
+	At   time.Duration
+	Dir  Direction
+	Text string
+}
+
+// String formats the line as "[  0.012s] S: 220 mx.example.org ESMTP".
+func (l TranscriptLine) String() string {
+	secs := strconv.FormatFloat(l.At.Seconds(), 'f', 3, 64)
+	if pad := 7 - len(secs); pad > 0 {
+		secs = strings.Repeat(" ", pad) + secs
+	}
+	return "[" + secs + "s] " + string(rune(l.Dir)) + ": " + l.Text
+}

@@ -1,0 +1,90 @@
+package smtp
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// handshake runs a TLS client handshake over p.conn and records the state.
+// Certificates are verified by the probe itself, after the server's chain has
+// been recorded, so an expired or untrusted certificate is still reported
+// (with its dates) while the probe fails with ReasonTLS.
+func (p *prober) handshake(phase Phase) *Error {
+	cfg := p.tlsConfig()
+	state := &TLSState{ServerName: cfg.ServerName}
+	p.res.TLS = state
+	verify := !cfg.InsecureSkipVerify
+	roots := cfg.RootCAs
+	cfg.InsecureSkipVerify = true
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		state.Version = cs.Version
+		state.CipherSuite = cs.CipherSuite
+		state.PeerCertificates = cs.PeerCertificates
+		if !verify {
+			return nil
+		}
+		err := verifyChain(cs.PeerCertificates, state.ServerName, roots)
+		state.Verified = err == nil
+		state.VerifyError = err
+		return err
+	}
+	tc := tls.Client(p.conn, cfg)
+	err := tc.HandshakeContext(p.ctx)
+	if err != nil {
+		reason := ReasonTLS
+		if p.ctx.Err() != nil || isTimeout(err) {
+			reason = ReasonTimeout
+		}
+		p.note("TLS handshake failed: %v", err)
+		return &Error{Phase: phase, Reason: reason, Err: fmt.Errorf("tls handshake: %w", err)}
+	}
+	state.HandshakeComplete = true
+	p.conn = tc
+	p.tls = true
+	p.note("TLS handshake done: %s, %s, certificate for %s expires %s (verified: %t)",
+		state.VersionName(), state.CipherSuiteName(), leafName(state), state.EarliestExpiry().UTC().Format(time.RFC3339), state.Verified)
+	return nil
+}
+
+// tlsConfig returns a copy of the module's TLS config with ServerName set.
+func (p *prober) tlsConfig() *tls.Config {
+	var cfg *tls.Config
+	if p.opts.TLSConfig != nil {
+		cfg = p.opts.TLSConfig.Clone()
+	} else {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = p.res.Host
+	}
+	return cfg
+}
+
+// verifyChain checks the chain against roots (the system's when nil) and the
+// server name, which may be an IP literal.
+func verifyChain(certs []*x509.Certificate, name string, roots *x509.CertPool) error {
+	if len(certs) == 0 {
+		return errors.New("the server sent no certificate")
+	}
+	// DNSName may be an IP literal: x509 then checks the IP SANs.
+	opts := x509.VerifyOptions{DNSName: name, Roots: roots, Intermediates: x509.NewCertPool()}
+	for _, c := range certs[1:] {
+		opts.Intermediates.AddCert(c)
+	}
+	_, err := certs[0].Verify(opts)
+	return err
+}
+
+func leafName(s *TLSState) string {
+	if len(s.PeerCertificates) == 0 {
+		return "(none)"
+	}
+	c := s.PeerCertificates[0]
+	if len(c.DNSNames) > 0 {
+		return c.DNSNames[0]
+	}
+	return c.Subject.CommonName
+}
