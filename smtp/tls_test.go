@@ -1,0 +1,190 @@
+package smtp
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"net"
+	"testing"
+	"time"
+)
+
+// testPKI is a CA and a server certificate for 127.0.0.1 and localhost.
+type testPKI struct {
+	pool   *x509.CertPool
+	server *tls.Config
+	leaf   *x509.Certificate
+}
+
+func newTestPKI(t testing.TB, notBefore, notAfter time.Time) *testPKI {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "smtp_exporter test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
+		NotBefore: notBefore, NotAfter: notAfter,
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	return &testPKI{
+		pool:   pool,
+		leaf:   leaf,
+		server: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der, caDER}, PrivateKey: key, Leaf: leaf}}},
+	}
+}
+
+func validPKI(t testing.TB) *testPKI {
+	return newTestPKI(t, time.Now().Add(-time.Hour), time.Now().Add(12*time.Hour))
+}
+
+const ehloTLS = "S: 250-mx.test\n250-SIZE 1000\n250 STARTTLS"
+const ehloAfterTLS = "S: 250-mx.test\n250-SIZE 2000\n250 AUTH PLAIN LOGIN CRAM-MD5"
+
+func TestStartTLS(t *testing.T) {
+	pki := validPKI(t)
+	srv := newFakeServer(t, "tcp4", script(pki.server, "S: 220 mx.test", "C: EHLO probe.test", ehloTLS, "C: STARTTLS", "S: 220 2.0.0 go ahead", "TLS",
+		"C: EHLO probe.test", ehloAfterTLS, "C: QUIT", "S: 221 bye"))
+	opts := baseOptions()
+	opts.TLS = TLSStartTLS
+	opts.TLSConfig = &tls.Config{RootCAs: pki.pool}
+	res, err := probeFake(t, srv, opts, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sr := srv.wait(t); sr.err != nil || sr.recv != "EHLO probe.test\r\nSTARTTLS\r\nEHLO probe.test\r\nQUIT\r\n" {
+		t.Errorf("server: %v, client sent %q", sr.err, sr.recv)
+	}
+	if got := phases(res); got != "resolve connect banner ehlo starttls ehlo quit" {
+		t.Errorf("phases = %q", got)
+	}
+	s := res.TLS
+	if s == nil || !s.HandshakeComplete || !s.Verified || s.VerifyError != nil || s.VersionName() != "TLS 1.3" {
+		t.Fatalf("tls state = %+v", s)
+	}
+	if !s.EarliestExpiry().Equal(pki.leaf.NotAfter) {
+		t.Errorf("earliest expiry %s, want the leaf's %s", s.EarliestExpiry(), pki.leaf.NotAfter)
+	}
+	if size, _ := res.MessageSizeLimit(); size != 2000 {
+		t.Errorf("size = %d: want the post-STARTTLS EHLO's 2000", size)
+	}
+	if _, ok := res.Extensions["STARTTLS"]; ok {
+		t.Error("extensions still hold the pre-STARTTLS list")
+	}
+}
+
+func TestTLSFailures(t *testing.T) {
+	expired := newTestPKI(t, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
+	valid := validPKI(t)
+	tests := []struct {
+		name       string
+		pki        *testPKI
+		roots      bool
+		skipVerify bool
+		steps      []string
+		implicit   bool
+		wantPhase  Phase
+		wantReason Reason
+		wantCerts  bool
+	}{
+		{name: "untrusted", pki: valid, steps: []string{"S: 220 mx", "C: EHLO probe.test", ehloTLS, "C: STARTTLS", "S: 220 go", "TLS"},
+			wantPhase: PhaseStartTLS, wantReason: ReasonTLS, wantCerts: true},
+		{name: "expired", pki: expired, roots: true, steps: []string{"S: 220 mx", "C: EHLO probe.test", ehloTLS, "C: STARTTLS", "S: 220 go", "TLS"},
+			wantPhase: PhaseStartTLS, wantReason: ReasonTLS, wantCerts: true},
+		{name: "handshake garbage", pki: valid, roots: true, steps: []string{"S: 220 mx", "C: EHLO probe.test", ehloTLS, "C: STARTTLS", "S: 220 go", "SLEEP 50ms", "S: 500 this is not TLS", "DRAIN"},
+			wantPhase: PhaseStartTLS, wantReason: ReasonTLS},
+		{name: "starttls refused", pki: valid, roots: true, steps: []string{"S: 220 mx", "C: EHLO probe.test", ehloTLS, "C: STARTTLS", "S: 454 4.7.0 TLS not available due to temporary reason", "C: QUIT", "S: 221 bye"},
+			wantPhase: PhaseStartTLS, wantReason: Reason4xx},
+		{name: "starttls injection", pki: valid, roots: true, steps: []string{"S: 220 mx", "C: EHLO probe.test", ehloTLS, "C: STARTTLS", "RAW: 220 go\r\n250 injected\r\n", "DRAIN"},
+			wantPhase: PhaseStartTLS, wantReason: ReasonProtocol},
+		{name: "implicit against plain server", pki: valid, roots: true, implicit: true, steps: []string{"S: 220 mx.test plain", "DRAIN"},
+			wantPhase: PhaseTLS, wantReason: ReasonTLS},
+		{name: "implicit expired", pki: expired, roots: true, implicit: true, steps: []string{"TLS"},
+			wantPhase: PhaseTLS, wantReason: ReasonTLS, wantCerts: true},
+		{name: "implicit expired but skip verify", pki: expired, skipVerify: true, implicit: true, steps: []string{"TLS", "S: 220 mx", "C: EHLO probe.test", ehloAfterTLS, "C: QUIT", "S: 221 bye"},
+			wantCerts: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newFakeServer(t, "tcp4", script(tc.pki.server, tc.steps...))
+			opts := baseOptions()
+			opts.TLS = TLSStartTLS
+			if tc.implicit {
+				opts.TLS = TLSImplicit
+			}
+			opts.TLSConfig = &tls.Config{InsecureSkipVerify: tc.skipVerify}
+			if tc.roots {
+				opts.TLSConfig.RootCAs = tc.pki.pool
+			}
+			start := time.Now()
+			res, err := probeFake(t, srv, opts, 3*time.Second)
+			if time.Since(start) > 2*time.Second {
+				t.Errorf("took %s", time.Since(start))
+			}
+			if tc.wantPhase == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				var perr *Error
+				if !errors.As(err, &perr) || perr.Phase != tc.wantPhase || perr.Reason != tc.wantReason {
+					t.Fatalf("err = %v, want %s/%s", err, tc.wantPhase, tc.wantReason)
+				}
+			}
+			if tc.wantCerts {
+				if res.TLS == nil || len(res.TLS.PeerCertificates) == 0 {
+					t.Fatalf("no certificates recorded: %+v", res.TLS)
+				}
+				if !res.TLS.EarliestExpiry().Equal(tc.pki.leaf.NotAfter) {
+					t.Errorf("expiry = %s, want %s", res.TLS.EarliestExpiry(), tc.pki.leaf.NotAfter)
+				}
+				if tc.wantPhase != "" && (res.TLS.Verified || res.TLS.VerifyError == nil) {
+					t.Errorf("verified = %t, error = %v", res.TLS.Verified, res.TLS.VerifyError)
+				}
+				if tc.skipVerify && (res.TLS.Verified || res.TLS.VerifyError != nil) {
+					t.Errorf("skip verify: verified = %t, error = %v", res.TLS.Verified, res.TLS.VerifyError)
+				}
+			}
+		})
+	}
+}
+
+func TestImplicitTLS(t *testing.T) {
+	pki := validPKI(t)
+	srv := newFakeServer(t, "tcp4", script(pki.server, "TLS", "S: 220 mx.test", "C: EHLO probe.test", ehloAfterTLS, "C: QUIT", "S: 221 bye"))
+	opts := baseOptions()
+	opts.TLS = TLSImplicit
+	opts.TLSConfig = &tls.Config{RootCAs: pki.pool, ServerName: "localhost"}
+	res, err := probeFake(t, srv, opts, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := phases(res); got != "resolve connect tls banner ehlo quit" {
+		t.Errorf("phases = %q", got)
+	}
+	if res.TLS == nil || !res.TLS.Verified || res.TLS.ServerName != "localhost" {
+		t.Errorf("tls = %+v", res.TLS)
+	}
+}
