@@ -1,0 +1,266 @@
+// Command smtp_exporter is a Prometheus exporter that probes SMTP servers:
+// on each scrape it runs a greeting-to-QUIT dialog per target and exposes
+// latency, reply codes and reply-class counters.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+	sloggokit "github.com/tjhop/slog-gokit"
+
+	"github.com/smtp-exporter/smtp_exporter/collector"
+)
+
+const program = "smtp_exporter"
+
+// Exit codes of the probe command, as monitoring plugins use them.
+const (
+	exitOK      = 0
+	exitFailure = 2
+	exitUsage   = 3
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// flags holds the command line.
+type flags struct {
+	configFile, logLevel, logFormat string
+	configCheck, staticOnly         bool
+	timeoutOffset                   float64
+	maxInFlight, staticConcurrency  int
+	counterLimit                    int
+	web                             *web.FlagConfig
+	probeTarget, probeModule        string
+	probeTimeout                    time.Duration
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	app := kingpin.New(program, "Prometheus exporter that probes SMTP servers: greeting, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA, QUIT.")
+	app.UsageWriter(stdout).ErrorWriter(stderr)
+	app.Version(version.Print(program))
+	app.HelpFlag.Short('h')
+	var f flags
+	app.Flag("config.file", "SMTP exporter configuration file.").Default("smtp_exporter.yml").StringVar(&f.configFile)
+	app.Flag("config.check", "Validate the configuration file, print what is wrong, and exit (non-zero on error).").BoolVar(&f.configCheck)
+	app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").Default("info").EnumVar(&f.logLevel, "debug", "info", "warn", "error")
+	app.Flag("log.format", "Output format of log messages. One of: [logfmt, json]").Default("logfmt").EnumVar(&f.logFormat, "logfmt", "json")
+	app.Flag("timeout-offset", "Seconds to take off Prometheus's scrape timeout (X-Prometheus-Scrape-Timeout-Seconds) for the probe's own deadline.").Default("0.5").Float64Var(&f.timeoutOffset)
+	app.Flag("probe.max-in-flight", "Most probes running at once across /probe and /metrics; /probe answers 503 beyond it.").Default("1000").IntVar(&f.maxInFlight)
+	app.Flag("probe.counter-limit", "Most targets whose reply counters are kept for /probe; the least recently probed is forgotten first.").Default("10000").IntVar(&f.counterLimit)
+	app.Flag("probe.static-targets-only", "Restrict /probe to the targets listed in the configuration file.").BoolVar(&f.staticOnly)
+	app.Flag("static.concurrency", "Most static targets one /metrics scrape probes at once.").Default("256").IntVar(&f.staticConcurrency)
+	f.web = kingpinflag.AddFlags(app, ":9425")
+	serve := app.Command("serve", "Run the exporter (the default).").Default()
+	probe := app.Command("probe", "Probe one target now, print the SMTP transcript with timings and an explanation of every non-2xx reply; exit 0 on success, 2 on failure, 3 on a usage or config error.")
+	probe.Arg("target", "host, host:port, [v6addr]:port, or a domain for an mx_lookup module.").Required().StringVar(&f.probeTarget)
+	probe.Flag("module", "Module of the configuration file to probe with.").Default(collector.DefaultModuleName).StringVar(&f.probeModule)
+	probe.Flag("timeout", "Overrides the module's timeout (e.g. 30s).").DurationVar(&f.probeTimeout)
+
+	cmd, err := app.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v (try --help)\n", program, err)
+		return exitUsage
+	}
+	logger := newLogger(stderr, f.logLevel, f.logFormat)
+
+	switch {
+	case f.configCheck:
+		if _, err := collector.LoadConfig(f.configFile); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", program, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: config file %s is valid\n", program, f.configFile)
+		return exitOK
+	case cmd == probe.FullCommand():
+		return runProbe(&f, stdout, stderr)
+	case cmd == serve.FullCommand():
+		return runServer(&f, logger)
+	}
+	return exitUsage
+}
+
+// newLogger builds the go-kit logger the flags ask for.
+func newLogger(w io.Writer, lvl, format string) log.Logger {
+	sw := log.NewSyncWriter(w)
+	var l log.Logger
+	if format == "json" {
+		l = log.NewJSONLogger(sw)
+	} else {
+		l = log.NewLogfmtLogger(sw)
+	}
+	l = level.NewFilter(l, level.Allow(level.ParseDefault(lvl, level.InfoValue())))
+	return log.With(l, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller)
+}
+
+// slogLevel maps the --log.level value for the slog bridge.
+func slogLevel(lvl string) slog.Level {
+	switch lvl {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// runProbe is the one-shot probe command.
+func runProbe(f *flags, stdout, stderr io.Writer) int {
+	conf, err := collector.LoadConfig(f.configFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", program, err)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ok, err := collector.ProbeOnce(ctx, conf, f.probeModule, f.probeTarget, f.probeTimeout, stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", program, err)
+		return exitUsage
+	}
+	if !ok {
+		return exitFailure
+	}
+	return exitOK
+}
+
+// runServer runs the exporter until SIGTERM or SIGINT.
+func runServer(f *flags, logger log.Logger) int {
+	level.Info(logger).Log("msg", "Starting "+program, "version", version.Info())
+	level.Info(logger).Log("msg", "Build context", "build_context", version.BuildContext())
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(versioncollector.NewCollector(program), collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sc := collector.NewSafeConfig(reg)
+	if err := sc.Reload(f.configFile, logger); err != nil {
+		level.Error(logger).Log("msg", "Cannot start without a valid config", "err", err)
+		return 1
+	}
+	exp := collector.NewExporter(collector.ExporterOptions{
+		Config: sc, Logger: logger, TimeoutOffset: f.timeoutOffset, StaticOnly: f.staticOnly,
+		MaxInFlight: f.maxInFlight, StaticConcurrency: f.staticConcurrency, CounterLimit: f.counterLimit,
+	}, reg)
+
+	reload := func() error { return sc.Reload(f.configFile, logger) }
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			reload()
+		}
+	}()
+
+	mux, err := routes(exp, sc, reg, reload, logger)
+	if err != nil {
+		level.Error(logger).Log("msg", "Cannot build the landing page", "err", err)
+		return 1
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	slogger := slog.New(sloggokit.NewGoKitHandler(logger, slogLevel(f.logLevel)))
+	done := make(chan error, 1)
+	go func() { done <- web.ListenAndServe(srv, f.web, slogger) }()
+
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, os.Interrupt, syscall.SIGTERM)
+	select {
+	case err := <-done:
+		level.Error(logger).Log("msg", "Error running the HTTP server", "err", err)
+		return 1
+	case sig := <-term:
+		// In-flight probes end within their own timeouts; give them that.
+		grace := maxModuleTimeout(sc.Get()) + time.Second
+		level.Info(logger).Log("msg", "Shutting down, letting in-flight probes finish", "signal", sig, "grace", grace)
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			level.Error(logger).Log("msg", "Error shutting down", "err", err)
+			return 1
+		}
+		return exitOK
+	}
+}
+
+func maxModuleTimeout(c *collector.Config) time.Duration {
+	d := collector.DefaultTimeout
+	for _, m := range c.Modules {
+		if t := time.Duration(m.Timeout); t > d {
+			d = t
+		}
+	}
+	return d
+}
+
+// routes wires the endpoints.
+func routes(exp *collector.Exporter, sc *collector.SafeConfig, reg *prometheus.Registry, reload func() error, logger log.Logger) (*http.ServeMux, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/probe", exp.ProbeHandler())
+	mux.Handle("/metrics", exp.MetricsHandler(reg))
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "Healthy\n") })
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "Ready\n") })
+	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
+			return
+		}
+		if err := reload(); err != nil {
+			http.Error(w, fmt.Sprintf("failed to reload config, keeping the old one: %s", err), http.StatusInternalServerError)
+			return
+		}
+		io.WriteString(w, "Config reloaded\n")
+	})
+	mux.HandleFunc("/config", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, sc.Get().String())
+	})
+	landing, err := web.NewLandingPage(web.LandingConfig{
+		Name:        program,
+		Description: "Prometheus exporter for SMTP servers",
+		Version:     version.Info(),
+		Form: web.LandingForm{
+			Action: "/probe",
+			Inputs: []web.LandingFormInput{
+				{Label: "Target", Type: "text", Name: "target", Placeholder: "mx.example.org:25"},
+				{Label: "Module", Type: "text", Name: "module", Placeholder: collector.DefaultModuleName, Value: collector.DefaultModuleName},
+				{Label: "Debug", Type: "checkbox", Name: "debug", Value: "true"},
+			},
+		},
+		Links: []web.LandingLinks{
+			{Address: "/metrics", Text: "Metrics", Description: "The exporter's own metrics and every static target"},
+			{Address: "/config", Text: "Configuration", Description: "The running configuration, secrets redacted"},
+			{Address: "/-/healthy", Text: "Health", Description: "200 when up"},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("/", landing)
+	return mux, nil
+}
