@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -180,9 +181,6 @@ func (c *Config) UnmarshalYAML(unmarshal func(any) error) error {
 	if err := unmarshal((*plain)(c)); err != nil {
 		return err
 	}
-	if len(c.Modules) == 0 {
-		return errors.New("no modules defined")
-	}
 	for name, m := range c.Modules {
 		if m == nil {
 			return fmt.Errorf("module %q is empty", name)
@@ -237,7 +235,11 @@ func LoadConfig(path string) (*Config, error) {
 func ParseConfig(data []byte, dir string) (*Config, error) {
 	c := &Config{}
 	if err := yaml.UnmarshalStrict(data, c); err != nil {
-		return nil, err
+		return nil, friendlyYAMLError(err)
+	}
+	// An empty document never reaches Config.UnmarshalYAML.
+	if len(c.Modules) == 0 {
+		return nil, errors.New("no modules defined")
 	}
 	names := make([]string, 0, len(c.Modules))
 	for name := range c.Modules {
@@ -255,6 +257,22 @@ func ParseConfig(data []byte, dir string) (*Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// unknownField matches yaml's "field X not found in type collector.plain".
+var unknownField = regexp.MustCompile(`field (\S+) not found in type \S+`)
+
+// friendlyYAMLError says "unknown key" where yaml names Go types.
+func friendlyYAMLError(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		msgs[i] = unknownField.ReplaceAllString(m, `unknown key "$1"`)
+	}
+	return errors.New("invalid config:\n  " + strings.Join(msgs, "\n  "))
 }
 
 // compile builds the module's smtp.Options: the TLS config (CA and client

@@ -1,0 +1,110 @@
+package collector
+
+import (
+	"bufio"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// fakeSMTP is a loopback SMTP responder for the collector's tests. It
+// counts the connections it accepts, so a test can assert nothing was dialled.
+type fakeSMTP struct {
+	addr     string
+	accepted atomic.Int64
+}
+
+// fake behaviours.
+const (
+	fakeOK         = "ok"          // accepts everything
+	fakeRejectRcpt = "reject-rcpt" // RCPT gets 550 5.1.1
+	fakeBusy       = "busy"        // greets with 421 #4.4.5
+	fakeTarpit     = "tarpit"      // accepts and never speaks
+)
+
+func startFakeSMTP(t testing.TB, mode string) *fakeSMTP {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeSMTP{addr: ln.Addr().String()}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			f.accepted.Add(1)
+			mu.Lock()
+			conns[c] = true
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { mu.Lock(); delete(conns, c); mu.Unlock(); c.Close() }()
+				serveFake(c, mode)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return f
+}
+
+func serveFake(c net.Conn, mode string) {
+	r := bufio.NewReader(c)
+	switch mode {
+	case fakeTarpit:
+		r.ReadString('\n') // until the client gives up
+		return
+	case fakeBusy:
+		c.Write([]byte("421 #4.4.5 Too many connections from your host\r\n"))
+	default:
+		c.Write([]byte("220 fake.test ESMTP\r\n"))
+	}
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		cmd := strings.ToUpper(strings.TrimSpace(line))
+		switch {
+		case strings.HasPrefix(cmd, "EHLO"):
+			c.Write([]byte("250-fake.test\r\n250-SIZE 1048576\r\n250-8BITMIME\r\n250 PIPELINING\r\n"))
+		case strings.HasPrefix(cmd, "RCPT") && mode == fakeRejectRcpt:
+			c.Write([]byte("550 5.1.1 <nobody@example.org>: Recipient address rejected\r\n"))
+		case cmd == "DATA":
+			c.Write([]byte("354 go ahead\r\n"))
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" {
+					break
+				}
+			}
+			c.Write([]byte("250 2.0.0 Ok: queued\r\n"))
+		case cmd == "QUIT":
+			c.Write([]byte("221 2.0.0 Bye\r\n"))
+			return
+		default:
+			c.Write([]byte("250 2.0.0 Ok\r\n"))
+		}
+	}
+}
