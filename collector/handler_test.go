@@ -14,6 +14,8 @@ import (
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/smtp-exporter/smtp_exporter/internal/smtptest"
 )
 
 const testModules = `
@@ -89,7 +91,7 @@ func probeURL(target, module string, extra ...string) string {
 // TestProbeHandlerRefusals: every refused request gets its status code and a
 // one-line reason, and nothing is dialled.
 func TestProbeHandlerRefusals(t *testing.T) {
-	srv := startFakeSMTP(t, fakeOK)
+	srv := smtptest.Start(t, smtptest.OK)
 	conf := testModules + "probe_policy:\n  deny: [\"*.internal.test\", 10.0.0.0/8]\n"
 	e, reg := newTestExporter(t, conf, ExporterOptions{})
 	tests := []struct {
@@ -103,8 +105,8 @@ func TestProbeHandlerRefusals(t *testing.T) {
 		{"missing target", probeURL("", ""), nil, 400, "missing target\n", "bad_request"},
 		{"malformed target", probeURL("mx.example.org:99999", ""), nil, 400, "target \"mx.example.org:99999\": port \"99999\" is not a number from 1 to 65535\n", "bad_request"},
 		{"numeric ipv4 spelling", probeURL("2130706433", ""), nil, 400, "target \"2130706433\": \"2130706433\" is not an IP address and not a host name (its last label is numeric)\n", "bad_request"},
-		{"unknown module", probeURL(srv.addr, "nope"), nil, 400, "unknown module \"nope\"\n", "unknown_module"},
-		{"bad timeout header", probeURL(srv.addr, ""), map[string]string{scrapeTimeoutHeader: "soon"}, 400, "invalid X-Prometheus-Scrape-Timeout-Seconds header \"soon\"\n", "bad_request"},
+		{"unknown module", probeURL(srv.Addr, "nope"), nil, 400, "unknown module \"nope\"\n", "unknown_module"},
+		{"bad timeout header", probeURL(srv.Addr, ""), map[string]string{scrapeTimeoutHeader: "soon"}, 400, "invalid X-Prometheus-Scrape-Timeout-Seconds header \"soon\"\n", "bad_request"},
 		{"denied name", probeURL("mx.internal.test", ""), nil, 403, "target mx.internal.test is denied by probe_policy\n", "policy"},
 		{"denied address", probeURL("10.1.2.3:25", ""), nil, 403, "address 10.1.2.3 of 10.1.2.3 is denied by probe_policy\n", "policy"},
 		{"cloud metadata", probeURL("169.254.169.254:80", ""), nil, 403, "address 169.254.169.254 of 169.254.169.254 is in 169.254.0.0/16, which /probe never dials\n", "policy"},
@@ -122,7 +124,7 @@ func TestProbeHandlerRefusals(t *testing.T) {
 			}
 		})
 	}
-	if n := srv.accepted.Load(); n != 0 {
+	if n := srv.Accepted.Load(); n != 0 {
 		t.Errorf("refused requests dialled the server %d times", n)
 	}
 	if n := e.probeCounters.Len(); n != 0 {
@@ -132,10 +134,10 @@ func TestProbeHandlerRefusals(t *testing.T) {
 }
 
 func TestProbeHandlerSuccessAndCounters(t *testing.T) {
-	srv := startFakeSMTP(t, fakeRejectRcpt)
+	srv := smtptest.Start(t, smtptest.RejectRcpt)
 	e, _ := newTestExporter(t, testModules, ExporterOptions{})
 	for i := 1; i <= 2; i++ {
-		code, body := get(t, e.ProbeHandler(), probeURL(srv.addr, "default"), nil)
+		code, body := get(t, e.ProbeHandler(), probeURL(srv.Addr, "default"), nil)
 		if code != 200 {
 			t.Fatalf("code %d: %s", code, body)
 		}
@@ -147,14 +149,14 @@ func TestProbeHandlerSuccessAndCounters(t *testing.T) {
 			}
 		}
 	}
-	code, body := get(t, e.ProbeHandler(), probeURL(srv.addr, "rcpt"), nil)
+	code, body := get(t, e.ProbeHandler(), probeURL(srv.Addr, "rcpt"), nil)
 	for _, want := range []string{"probe_success 0", "probe_smtp_last_reply_code 550", `probe_smtp_last_enhanced_status_info{code="5.1.1"} 1`,
 		`probe_smtp_failure_info{phase="rcpt",reason="reply_5xx"} 1`, `probe_smtp_replies_total{class="5xx"} 1`} {
 		if code != 200 || !strings.Contains(body, want+"\n") {
 			t.Errorf("rcpt module: %d, body lacks %q:\n%s", code, want, body)
 		}
 	}
-	_, body = get(t, e.ProbeHandler(), probeURL(srv.addr, "relay"), nil)
+	_, body = get(t, e.ProbeHandler(), probeURL(srv.Addr, "relay"), nil)
 	if !strings.Contains(body, "probe_success 1\n") || !strings.Contains(body, `probe_smtp_reply_code{phase="rset"} 250`) {
 		t.Errorf("open relay check against a refusing server should succeed:\n%s", body)
 	}
@@ -163,10 +165,10 @@ func TestProbeHandlerSuccessAndCounters(t *testing.T) {
 // TestProbeHandlerTimeoutHeader: the probe ends at the scrape timeout less
 // the offset, not at the module's 5s.
 func TestProbeHandlerTimeoutHeader(t *testing.T) {
-	srv := startFakeSMTP(t, fakeTarpit)
+	srv := smtptest.Start(t, smtptest.Tarpit)
 	e, _ := newTestExporter(t, testModules, ExporterOptions{TimeoutOffset: 0.5})
 	start := time.Now()
-	code, body := get(t, e.ProbeHandler(), probeURL(srv.addr, ""), map[string]string{scrapeTimeoutHeader: "1"})
+	code, body := get(t, e.ProbeHandler(), probeURL(srv.Addr, ""), map[string]string{scrapeTimeoutHeader: "1"})
 	elapsed := time.Since(start)
 	if code != 200 || !strings.Contains(body, `probe_smtp_failure_info{phase="banner",reason="timeout"} 1`) {
 		t.Errorf("%d %s", code, body)
@@ -177,9 +179,9 @@ func TestProbeHandlerTimeoutHeader(t *testing.T) {
 }
 
 func TestProbeHandlerDebug(t *testing.T) {
-	srv := startFakeSMTP(t, fakeBusy)
+	srv := smtptest.Start(t, smtptest.Busy)
 	e, _ := newTestExporter(t, testModules, ExporterOptions{})
-	code, body := get(t, e.ProbeHandler(), probeURL(srv.addr, "secret", "debug", "true"), nil)
+	code, body := get(t, e.ProbeHandler(), probeURL(srv.Addr, "secret", "debug", "true"), nil)
 	for _, want := range []string{"Probe transcript:", "S: 421 #4.4.5 Too many connections from your host", "C: QUIT",
 		"Replies explained:", "banner: 421 4.4.5: temporary failure", "congested", "Probe FAILED",
 		"Metrics that would have been returned:", `probe_smtp_last_enhanced_status_info{code="4.4.5"} 1`,
@@ -194,20 +196,20 @@ func TestProbeHandlerDebug(t *testing.T) {
 }
 
 func TestProbeHandlerOverload(t *testing.T) {
-	srv := startFakeSMTP(t, fakeTarpit)
+	srv := smtptest.Start(t, smtptest.Tarpit)
 	e, _ := newTestExporter(t, testModules, ExporterOptions{MaxInFlight: 1})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		get(t, e.ProbeHandler(), probeURL(srv.addr, ""), map[string]string{scrapeTimeoutHeader: "1.5"})
+		get(t, e.ProbeHandler(), probeURL(srv.Addr, ""), map[string]string{scrapeTimeoutHeader: "1.5"})
 	}()
 	deadline := time.Now().Add(2 * time.Second)
 	for len(e.limiter) == 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	start := time.Now()
-	code, body := get(t, e.ProbeHandler(), probeURL(srv.addr, ""), nil)
+	code, body := get(t, e.ProbeHandler(), probeURL(srv.Addr, ""), nil)
 	if code != 503 || !strings.Contains(body, "probes are running already") || time.Since(start) > 100*time.Millisecond {
 		t.Errorf("= %d %q after %s, want an immediate 503", code, body, time.Since(start))
 	}
@@ -218,13 +220,13 @@ func TestProbeHandlerOverload(t *testing.T) {
 }
 
 func TestProbeHandlerStaticOnly(t *testing.T) {
-	srv := startFakeSMTP(t, fakeOK)
-	conf := testModules + "targets:\n  - target: " + srv.addr + "\n"
+	srv := smtptest.Start(t, smtptest.OK)
+	conf := testModules + "targets:\n  - target: " + srv.Addr + "\n"
 	e, _ := newTestExporter(t, conf, ExporterOptions{StaticOnly: true})
-	if code, _ := get(t, e.ProbeHandler(), probeURL(srv.addr, ""), nil); code != 200 {
+	if code, _ := get(t, e.ProbeHandler(), probeURL(srv.Addr, ""), nil); code != 200 {
 		t.Errorf("listed target: %d", code)
 	}
-	code, body := get(t, e.ProbeHandler(), probeURL(srv.addr, "rcpt"), nil)
+	code, body := get(t, e.ProbeHandler(), probeURL(srv.Addr, "rcpt"), nil)
 	if code != 403 || !strings.Contains(body, "not in the config's targets") {
 		t.Errorf("unlisted module: %d %q", code, body)
 	}
@@ -233,10 +235,10 @@ func TestProbeHandlerStaticOnly(t *testing.T) {
 // TestMetricsStaticTargets: /metrics probes every static target at once; a
 // tarpit among them costs that target a timeout, not the scrape.
 func TestMetricsStaticTargets(t *testing.T) {
-	ok := startFakeSMTP(t, fakeOK)
-	busy := startFakeSMTP(t, fakeBusy)
-	tarpit := startFakeSMTP(t, fakeTarpit)
-	conf := testModules + "targets:\n  - target: " + ok.addr + "\n  - target: " + busy.addr + "\n  - target: " + tarpit.addr + "\n  - target: " + ok.addr + "\n    module: rcpt\n"
+	ok := smtptest.Start(t, smtptest.OK)
+	busy := smtptest.Start(t, smtptest.Busy)
+	tarpit := smtptest.Start(t, smtptest.Tarpit)
+	conf := testModules + "targets:\n  - target: " + ok.Addr + "\n  - target: " + busy.Addr + "\n  - target: " + tarpit.Addr + "\n  - target: " + ok.Addr + "\n    module: rcpt\n"
 	e, reg := newTestExporter(t, conf, ExporterOptions{TimeoutOffset: 0.5})
 	h := e.MetricsHandler(reg)
 	start := time.Now()
@@ -249,14 +251,14 @@ func TestMetricsStaticTargets(t *testing.T) {
 		t.Errorf("scrape took %s, past its 1.5s timeout", elapsed)
 	}
 	for _, want := range []string{
-		`probe_success{module="default",target="` + ok.addr + `"} 1`,
-		`probe_success{module="default",target="` + busy.addr + `"} 0`,
-		`probe_success{module="default",target="` + tarpit.addr + `"} 0`,
-		`probe_success{module="rcpt",target="` + ok.addr + `"} 1`,
-		`probe_smtp_failure_info{module="default",phase="banner",reason="timeout",target="` + tarpit.addr + `"} 1`,
-		`probe_smtp_failure_info{module="default",phase="banner",reason="reply_4xx",target="` + busy.addr + `"} 1`,
-		`probe_smtp_last_reply_code{module="default",target="` + busy.addr + `"} 421`,
-		`probe_smtp_replies_total{class="4xx",module="default",target="` + busy.addr + `"} 1`,
+		`probe_success{module="default",target="` + ok.Addr + `"} 1`,
+		`probe_success{module="default",target="` + busy.Addr + `"} 0`,
+		`probe_success{module="default",target="` + tarpit.Addr + `"} 0`,
+		`probe_success{module="rcpt",target="` + ok.Addr + `"} 1`,
+		`probe_smtp_failure_info{module="default",phase="banner",reason="timeout",target="` + tarpit.Addr + `"} 1`,
+		`probe_smtp_failure_info{module="default",phase="banner",reason="reply_4xx",target="` + busy.Addr + `"} 1`,
+		`probe_smtp_last_reply_code{module="default",target="` + busy.Addr + `"} 421`,
+		`probe_smtp_replies_total{class="4xx",module="default",target="` + busy.Addr + `"} 1`,
 		"smtp_exporter_config_last_reload_successful 1",
 		`smtp_exporter_probe_requests_refused_total{reason="unknown_module"} 0`,
 	} {
@@ -266,7 +268,7 @@ func TestMetricsStaticTargets(t *testing.T) {
 	}
 	// Counters live across scrapes.
 	_, body = get(t, h, "/metrics", map[string]string{scrapeTimeoutHeader: "1.5"})
-	if want := `probe_smtp_replies_total{class="4xx",module="default",target="` + busy.addr + `"} 2`; !strings.Contains(body, want+"\n") {
+	if want := `probe_smtp_replies_total{class="4xx",module="default",target="` + busy.Addr + `"} 2`; !strings.Contains(body, want+"\n") {
 		t.Errorf("second scrape lacks %q", want)
 	}
 }

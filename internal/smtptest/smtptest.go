@@ -1,4 +1,6 @@
-package collector
+// Package smtptest runs loopback SMTP servers for tests: a responder with a
+// few fixed behaviours that counts the connections it accepts.
+package smtptest
 
 import (
 	"bufio"
@@ -9,28 +11,31 @@ import (
 	"testing"
 )
 
-// fakeSMTP is a loopback SMTP responder for the collector's tests. It
-// counts the connections it accepts, so a test can assert nothing was dialled.
-type fakeSMTP struct {
-	addr     string
-	accepted atomic.Int64
+// Server is a loopback SMTP responder. It counts the connections it accepts,
+// so a test can assert that nothing was dialled.
+type Server struct {
+	// Addr is "127.0.0.1:port".
+	Addr string
+	// Accepted counts the connections accepted so far.
+	Accepted atomic.Int64
 }
 
-// fake behaviours.
+// Behaviours of a Server.
 const (
-	fakeOK         = "ok"          // accepts everything
-	fakeRejectRcpt = "reject-rcpt" // RCPT gets 550 5.1.1
-	fakeBusy       = "busy"        // greets with 421 #4.4.5
-	fakeTarpit     = "tarpit"      // accepts and never speaks
+	OK         = "ok"          // accepts everything
+	RejectRcpt = "reject-rcpt" // RCPT gets 550 5.1.1
+	Busy       = "busy"        // greets with 421 #4.4.5
+	Tarpit     = "tarpit"      // accepts and never speaks
 )
 
-func startFakeSMTP(t testing.TB, mode string) *fakeSMTP {
+// Start serves mode on 127.0.0.1:0 until the test ends.
+func Start(t testing.TB, mode string) *Server {
 	t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeSMTP{addr: ln.Addr().String()}
+	f := &Server{Addr: ln.Addr().String()}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	conns := map[net.Conn]bool{}
@@ -42,7 +47,7 @@ func startFakeSMTP(t testing.TB, mode string) *fakeSMTP {
 			if err != nil {
 				return
 			}
-			f.accepted.Add(1)
+			f.Accepted.Add(1)
 			mu.Lock()
 			conns[c] = true
 			mu.Unlock()
@@ -50,7 +55,7 @@ func startFakeSMTP(t testing.TB, mode string) *fakeSMTP {
 			go func() {
 				defer wg.Done()
 				defer func() { mu.Lock(); delete(conns, c); mu.Unlock(); c.Close() }()
-				serveFake(c, mode)
+				serve(c, mode)
 			}()
 		}
 	}()
@@ -66,13 +71,13 @@ func startFakeSMTP(t testing.TB, mode string) *fakeSMTP {
 	return f
 }
 
-func serveFake(c net.Conn, mode string) {
+func serve(c net.Conn, mode string) {
 	r := bufio.NewReader(c)
 	switch mode {
-	case fakeTarpit:
+	case Tarpit:
 		r.ReadString('\n') // until the client gives up
 		return
-	case fakeBusy:
+	case Busy:
 		c.Write([]byte("421 #4.4.5 Too many connections from your host\r\n"))
 	default:
 		c.Write([]byte("220 fake.test ESMTP\r\n"))
@@ -86,7 +91,7 @@ func serveFake(c net.Conn, mode string) {
 		switch {
 		case strings.HasPrefix(cmd, "EHLO"):
 			c.Write([]byte("250-fake.test\r\n250-SIZE 1048576\r\n250-8BITMIME\r\n250 PIPELINING\r\n"))
-		case strings.HasPrefix(cmd, "RCPT") && mode == fakeRejectRcpt:
+		case strings.HasPrefix(cmd, "RCPT") && mode == RejectRcpt:
 			c.Write([]byte("550 5.1.1 <nobody@example.org>: Recipient address rejected\r\n"))
 		case cmd == "DATA":
 			c.Write([]byte("354 go ahead\r\n"))
