@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"github.com/smtp-exporter/smtp_exporter/internal/smtptest"
+	"github.com/smtp-exporter/smtp_exporter/internal/testenv"
 )
 
 func writeFile(t *testing.T, dir, name, content string) string {
@@ -82,14 +81,6 @@ func TestProbeCommand(t *testing.T) {
 	}
 }
 
-// exporter is the built binary running in the background.
-type exporter struct {
-	cmd    *exec.Cmd
-	base   string
-	stderr *bytes.Buffer
-	done   chan error
-}
-
 var binary string
 
 func TestMain(m *testing.M) {
@@ -97,9 +88,9 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "smtp_exporter")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the exporter: %v\n%s", err, out)
+	binary, err = testenv.BuildExporter(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -107,117 +98,54 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func startExporter(t *testing.T, args ...string) *exporter {
-	t.Helper()
-	addr := freePort(t)
-	e := &exporter{base: "http://" + addr, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
-	e.cmd = exec.Command(binary, append([]string{"--web.listen-address=" + addr}, args...)...)
-	e.cmd.Stderr = e.stderr
-	if err := e.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { e.done <- e.cmd.Wait() }()
-	t.Cleanup(func() {
-		e.cmd.Process.Kill()
-		<-e.done
-		if t.Failed() {
-			t.Logf("exporter log:\n%s", e.stderr)
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if resp, err := http.Get(e.base + "/-/healthy"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return e
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("exporter did not become healthy:\n%s", e.stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (e *exporter) get(t *testing.T, path string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(e.base + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-func (e *exporter) post(t *testing.T, path string) (int, string) {
-	t.Helper()
-	resp, err := http.Post(e.base+path, "text/plain", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
 func TestServerEndpointsAndReload(t *testing.T) {
 	smtp := smtptest.Start(t, smtptest.OK)
 	dir := t.TempDir()
 	good := "modules:\n  default:\n    helo_name: probe.test\n  sub:\n    tls: starttls\n    auth: {username: u, password: hunter2-secret}\ntargets:\n  - target: " + smtp.Addr + "\n"
 	conf := writeFile(t, dir, "c.yml", good)
-	e := startExporter(t, "--config.file="+conf)
+	e := testenv.StartExporter(t, binary, "--config.file="+conf)
 
-	if code, body := e.get(t, "/"); code != 200 || !strings.Contains(body, "smtp_exporter") || !strings.Contains(body, `name="target"`) {
+	if code, body := e.Get(t, "/"); code != 200 || !strings.Contains(body, "smtp_exporter") || !strings.Contains(body, `name="target"`) {
 		t.Errorf("landing page: %d\n%s", code, body)
 	}
-	if code, body := e.get(t, "/-/ready"); code != 200 {
+	if code, body := e.Get(t, "/-/ready"); code != 200 {
 		t.Errorf("ready: %d %s", code, body)
 	}
-	if code, body := e.get(t, "/probe?target="+smtp.Addr); code != 200 || !strings.Contains(body, "probe_success 1") {
+	if code, body := e.Get(t, "/probe?target="+smtp.Addr); code != 200 || !strings.Contains(body, "probe_success 1") {
 		t.Errorf("probe: %d\n%s", code, body)
 	}
-	code, body := e.get(t, "/metrics")
+	code, body := e.Get(t, "/metrics")
 	for _, want := range []string{`probe_success{module="default",target="` + smtp.Addr + `"} 1`, "smtp_exporter_build_info{", "go_goroutines ",
 		"process_open_fds ", "smtp_exporter_config_last_reload_successful 1"} {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	if code, body := e.get(t, "/config"); code != 200 || strings.Contains(body, "hunter2-secret") || !strings.Contains(body, "<secret>") {
+	if code, body := e.Get(t, "/config"); code != 200 || strings.Contains(body, "hunter2-secret") || !strings.Contains(body, "<secret>") {
 		t.Errorf("/config: %d\n%s", code, body)
 	}
-	if code, _ := e.get(t, "/-/reload"); code != http.StatusMethodNotAllowed {
+	if code, _ := e.Get(t, "/-/reload"); code != http.StatusMethodNotAllowed {
 		t.Errorf("GET /-/reload: %d", code)
 	}
 
 	// A broken file: the reload fails, the old config keeps running.
 	writeFile(t, dir, "c.yml", "modules:\n  default:\n    helo_name: [\n")
-	if code, body := e.post(t, "/-/reload"); code != 500 || !strings.Contains(body, "keeping the old one") {
+	if code, body := e.Post(t, "/-/reload"); code != 500 || !strings.Contains(body, "keeping the old one") {
 		t.Errorf("bad reload: %d %q", code, body)
 	}
-	if _, body := e.get(t, "/metrics"); !strings.Contains(body, "smtp_exporter_config_last_reload_successful 0") {
+	if _, body := e.Get(t, "/metrics"); !strings.Contains(body, "smtp_exporter_config_last_reload_successful 0") {
 		t.Error("reload gauge not 0 after a failed reload")
 	}
-	if code, body := e.get(t, "/probe?target="+smtp.Addr+"&module=sub"); code != 200 {
+	if code, body := e.Get(t, "/probe?target="+smtp.Addr+"&module=sub"); code != 200 {
 		t.Errorf("old config lost after a failed reload: %d %s", code, body)
 	}
 
 	// SIGHUP with a fixed file: the new module appears.
 	writeFile(t, dir, "c.yml", strings.Replace(good, "modules:\n", "modules:\n  extra:\n    helo_name: extra.test\n", 1))
-	e.cmd.Process.Signal(syscall.SIGHUP)
+	e.Cmd.Process.Signal(syscall.SIGHUP)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		code, _ := e.get(t, "/probe?target="+smtp.Addr+"&module=extra")
+		code, _ := e.Get(t, "/probe?target="+smtp.Addr+"&module=extra")
 		if code == 200 {
 			break
 		}
@@ -226,7 +154,7 @@ func TestServerEndpointsAndReload(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if _, body := e.get(t, "/metrics"); !strings.Contains(body, "smtp_exporter_config_last_reload_successful 1") {
+	if _, body := e.Get(t, "/metrics"); !strings.Contains(body, "smtp_exporter_config_last_reload_successful 1") {
 		t.Error("reload gauge not back to 1")
 	}
 }
@@ -235,7 +163,7 @@ func TestServerEndpointsAndReload(t *testing.T) {
 func TestServerSIGTERM(t *testing.T) {
 	tarpit := smtptest.Start(t, smtptest.Tarpit)
 	conf := writeFile(t, t.TempDir(), "c.yml", "modules:\n  default:\n    helo_name: probe.test\n    timeout: 1s\n")
-	e := startExporter(t, "--config.file="+conf)
+	e := testenv.StartExporter(t, binary, "--config.file="+conf)
 	type answer struct {
 		code int
 		body string
@@ -243,7 +171,7 @@ func TestServerSIGTERM(t *testing.T) {
 	}
 	got := make(chan answer, 1)
 	go func() {
-		resp, err := http.Get(e.base + "/probe?target=" + tarpit.Addr)
+		resp, err := http.Get(e.Base + "/probe?target=" + tarpit.Addr)
 		if err != nil {
 			got <- answer{err: err}
 			return
@@ -255,17 +183,17 @@ func TestServerSIGTERM(t *testing.T) {
 	for tarpit.Accepted.Load() == 0 {
 		time.Sleep(10 * time.Millisecond)
 	}
-	e.cmd.Process.Signal(syscall.SIGTERM)
+	e.Cmd.Process.Signal(syscall.SIGTERM)
 	a := <-got
 	if a.err != nil || a.code != 200 || !strings.Contains(a.body, `probe_smtp_failure_info{phase="banner",reason="timeout"} 1`) {
 		t.Errorf("in-flight probe: %v %d %s", a.err, a.code, a.body)
 	}
 	select {
-	case err := <-e.done:
+	case err := <-e.Done:
 		if err != nil {
 			t.Errorf("exit: %v", err)
 		}
-		e.done <- nil // for Cleanup
+		e.Done <- nil // for Cleanup
 	case <-time.After(5 * time.Second):
 		t.Fatal("exporter did not exit after SIGTERM")
 	}

@@ -195,8 +195,8 @@ func serverText(r *Reply) string {
 	return text
 }
 
-// ExplainFailure says in one sentence why a probe failed and, when a reply
-// decided it, what that reply means.
+// ExplainFailure says in one sentence why a probe failed, quoting the reply
+// that decided it (Explain tells what that reply means).
 func ExplainFailure(e *Error) string {
 	if e == nil {
 		return ""
@@ -205,11 +205,11 @@ func ExplainFailure(e *Error) string {
 	if m, ok := reasonMeaning[e.Reason]; ok {
 		s += ": " + m
 	}
+	if e.Reply != nil {
+		s += ": " + e.Reply.String()
+	}
 	if e.Err != nil {
 		s += ": " + e.Err.Error()
-	}
-	if e.Reply != nil {
-		s += ". " + Explain(e.Reply)
 	}
 	return s
 }
