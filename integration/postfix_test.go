@@ -1,0 +1,367 @@
+package integration
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smtp-exporter/smtp_exporter/internal/testenv"
+)
+
+// Test accounts and addresses of the private Postfix.
+const (
+	saslUser     = "monitor@probe.test"
+	saslPassword = "Corr3ct-H0rse-Battery"
+	sinkAddr     = "sink@probe.test"
+)
+
+// postfix is a private Postfix instance: its own config, queue, data and
+// mail directories under a temp dir, listening on loopback ports only, with
+// a private Dovecot for SASL AUTH.
+type postfix struct {
+	dir string
+	// the listeners
+	plain, implicit, submission, small, postscreen string
+	caFile                                         string
+	certNotAfter                                   time.Time // the server certificate's expiry
+}
+
+func (p *postfix) maildir() string { return filepath.Join(p.dir, "mail", "sink", "new") }
+
+// requirePostfix checks what a private Postfix needs: the binaries and root.
+func requirePostfix(t *testing.T) {
+	t.Helper()
+	_, err := os.Stat("/usr/sbin/postfix")
+	testenv.Require(t, err == nil, "postfix is not installed")
+	_, err = os.Stat("/usr/sbin/dovecot")
+	testenv.Require(t, err == nil, "dovecot (dovecot-core, for SASL AUTH) is not installed")
+	testenv.Require(t, os.Geteuid() == 0, "a private Postfix needs root")
+	_, err = user.Lookup("postfix")
+	testenv.Require(t, err == nil, "there is no postfix user")
+}
+
+// startPostfix writes the instance's config and starts it; it is stopped
+// and removed when the test ends.
+func startPostfix(t *testing.T) *postfix {
+	t.Helper()
+	requirePostfix(t)
+	dir, err := os.MkdirTemp("", "smtp_exporter-postfix-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &postfix{dir: dir}
+	for _, d := range []string{"etc", "queue", "data", "mail", "dovecot", "tls"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(dir, 0o755) // the postfix user must traverse it
+	pf, _ := user.Lookup("postfix")
+	nobody, _ := user.Lookup("nobody")
+	chown(t, filepath.Join(dir, "data"), pf)
+	chown(t, filepath.Join(dir, "mail"), nobody)
+
+	p.caFile, p.certNotAfter = writeTestPKI(t, filepath.Join(dir, "tls"))
+	p.plain, p.implicit, p.submission, p.small, p.postscreen =
+		testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)
+
+	write(t, filepath.Join(dir, "etc", "main.cf"), p.mainCF(nobody))
+	write(t, filepath.Join(dir, "etc", "master.cf"), p.masterCF())
+
+	t.Cleanup(func() { p.stop(t) })
+	p.startDovecot(t)
+	if out, err := p.postfixCmd("start"); err != nil {
+		t.Fatalf("postfix start: %v\n%s\nmaillog:\n%s", err, out, p.maillog())
+	}
+	for _, a := range []string{p.plain, p.implicit, p.submission, p.small, p.postscreen} {
+		waitListening(t, a)
+	}
+	return p
+}
+
+func (p *postfix) mainCF(nobody *user.User) string {
+	d := p.dir
+	return fmt.Sprintf(`# private test instance of smtp_exporter's integration tests
+compatibility_level = 3.6
+queue_directory = %[1]s/queue
+data_directory = %[1]s/data
+command_directory = /usr/sbin
+daemon_directory = /usr/lib/postfix/sbin
+meta_directory = /etc/postfix
+shlib_directory = /usr/lib/postfix
+mail_owner = postfix
+setgid_group = postdrop
+maillog_file_prefixes = %[1]s
+maillog_file = %[1]s/maillog
+myhostname = mx.probe.test
+mydomain = probe.test
+mydestination =
+relay_domains =
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mynetworks = 127.0.0.2/32
+alias_maps =
+alias_database =
+smtputf8_enable = no
+biff = no
+virtual_mailbox_domains = probe.test
+virtual_mailbox_base = %[1]s/mail
+virtual_mailbox_maps = inline:{ %[3]s=sink/ }
+virtual_uid_maps = static:%[2]s
+virtual_gid_maps = static:%[2]s
+smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
+smtpd_recipient_restrictions = check_recipient_access inline:{ {reject@probe.test=550 5.1.1 No such user here}, {defer@probe.test=450 4.2.0 Mailbox busy, try again later} }
+smtpd_tls_cert_file = %[1]s/tls/server.pem
+smtpd_tls_key_file = %[1]s/tls/server.key
+smtpd_tls_security_level = may
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = %[1]s/dovecot/auth/auth
+postscreen_cache_map = btree:$data_directory/postscreen_cache
+postscreen_greet_wait = 2s
+postscreen_greet_action = enforce
+postscreen_dnsbl_sites =
+`, d, nobody.Uid, sinkAddr)
+}
+
+func (p *postfix) masterCF() string {
+	return fmt.Sprintf(`%s inet n - n - - smtpd
+%s inet n - n - - smtpd
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_tls_security_level=encrypt
+%s inet n - n - - smtpd
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_tls_auth_only=yes
+%s inet n - n - - smtpd
+  -o message_size_limit=400
+  -o cleanup_service_name=smallcleanup
+smallcleanup unix n - n - 0 cleanup
+  -o message_size_limit=400
+%s inet n - n - 1 postscreen
+smtpd     pass  -       -       n       -       -       smtpd
+dnsblog   unix  -       -       n       -       0       dnsblog
+tlsproxy  unix  -       -       n       -       0       tlsproxy
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+virtual   unix  -       n       n       -       -       virtual
+lmtp      unix  -       -       n       -       -       lmtp
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+`, p.plain, p.implicit, p.submission, p.small, p.postscreen)
+}
+
+// postfixCmd runs `postfix -c <etc> cmd`. Postfix prints its fatal errors
+// only to a terminal or syslog, so a failure also shows the instance's log.
+func (p *postfix) postfixCmd(cmd string) (string, error) {
+	out, err := exec.Command("/usr/sbin/postfix", "-c", filepath.Join(p.dir, "etc"), cmd).CombinedOutput()
+	return string(out), err
+}
+
+func (p *postfix) maillog() string {
+	b, _ := os.ReadFile(filepath.Join(p.dir, "maillog"))
+	return string(b)
+}
+
+func (p *postfix) stop(t *testing.T) {
+	if os.Getenv("KEEP_POSTFIX") != "" { // debugging aid: leave the instances up
+		t.Logf("KEEP_POSTFIX: instance left running in %s (stop with: postfix -c %s/etc stop; kill $(cat %s/dovecot/run/master.pid))", p.dir, p.dir, p.dir)
+		return
+	}
+	if out, err := p.postfixCmd("stop"); err != nil {
+		t.Logf("postfix stop: %v %s", err, out)
+	}
+	// master exits after its children; wait so that nothing is left running.
+	pidFile := filepath.Join(p.dir, "queue", "pid", "master.pid")
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(pidFile)
+		if err != nil {
+			break
+		}
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		if pid == 0 || !alive(pid) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.stopDovecot()
+	if t.Failed() {
+		t.Logf("postfix maillog:\n%s", p.maillog())
+	}
+	os.RemoveAll(p.dir)
+}
+
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	// A zombie (state Z) has exited.
+	return err == nil && !strings.Contains(string(b), ") Z ")
+}
+
+// startDovecot runs a private Dovecot that only answers Postfix's SASL
+// requests, from a passwd-file with the test account, on a socket in the
+// instance's directory.
+func (p *postfix) startDovecot(t *testing.T) {
+	d := filepath.Join(p.dir, "dovecot")
+	if err := os.MkdirAll(filepath.Join(d, "auth"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(d, "users"), saslUser+":{PLAIN}"+saslPassword+"\n")
+	write(t, filepath.Join(d, "dovecot.conf"), fmt.Sprintf(`# private SASL service of smtp_exporter's integration tests
+base_dir = %[1]s/run
+state_dir = %[1]s/state
+log_path = %[1]s/dovecot.log
+protocols =
+listen = 127.0.0.1
+ssl = no
+auth_mechanisms = plain login cram-md5
+auth_failure_delay = 0
+disable_plaintext_auth = no
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%%u %[1]s/users
+}
+service auth {
+  unix_listener %[1]s/auth/auth {
+    mode = 0666
+  }
+}
+`, d))
+	// Dovecot's daemons inherit stdout and stderr: a pipe there would never
+	// close, so its start-up errors go to a file.
+	out, err := os.Create(filepath.Join(d, "start.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.Command("/usr/sbin/dovecot", "-c", filepath.Join(d, "dovecot.conf"))
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		startLog, _ := os.ReadFile(filepath.Join(d, "start.log"))
+		log, _ := os.ReadFile(filepath.Join(d, "dovecot.log"))
+		t.Fatalf("dovecot: %v\n%s%s", err, startLog, log)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(d, "auth", "auth")); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(filepath.Join(d, "dovecot.log"))
+			t.Fatalf("dovecot's auth socket did not appear:\n%s", b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stopDovecot ends the private Dovecot and waits for it.
+func (p *postfix) stopDovecot() {
+	pidFile := filepath.Join(p.dir, "dovecot", "run", "master.pid")
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if pid <= 0 {
+		return
+	}
+	if proc, err := os.FindProcess(pid); err == nil {
+		proc.Signal(os.Interrupt)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for alive(pid) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// writeTestPKI writes a CA and a server certificate for mx.probe.test and
+// 127.0.0.1, and returns the CA file and the server certificate's expiry.
+func writeTestPKI(t *testing.T, dir string) (string, time.Time) {
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "smtp_exporter integration CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(30 * 24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "mx.probe.test"},
+		DNSNames: []string{"mx.probe.test"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(7 * 24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(key)
+	write(t, filepath.Join(dir, "server.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	write(t, filepath.Join(dir, "server.key"), string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})))
+	caFile := filepath.Join(dir, "ca.pem")
+	write(t, caFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})))
+	return caFile, tmpl.NotAfter
+}
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func chown(t *testing.T, path string, u *user.User) {
+	t.Helper()
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := os.Chown(path, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens on %s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
