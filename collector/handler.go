@@ -84,11 +84,11 @@ func NewExporter(o ExporterOptions, reg prometheus.Registerer) *Exporter {
 				Help: "The most probes that may run at once (--probe.max-in-flight).",
 			}, func() float64 { return float64(cap(e.limiter)) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-				Name: "smtp_exporter_reply_counter_series",
+				Name: "smtp_exporter_reply_tracking_targets",
 				Help: "Targets whose reply counters are kept for /probe (bounded by --probe.counter-limit).",
 			}, func() float64 { return float64(e.probeCounters.Len()) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{
-				Name: "smtp_exporter_reply_counter_evictions_total",
+				Name: "smtp_exporter_reply_tracking_evictions_total",
 				Help: "Reply counter series forgotten, least recently probed first, to stay within the bound.",
 			}, func() float64 { return float64(e.probeCounters.Evicted() + e.staticCounters.Evicted()) }),
 		)

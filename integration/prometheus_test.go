@@ -1,0 +1,309 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smtp-exporter/smtp_exporter/internal/smtptest"
+	"github.com/smtp-exporter/smtp_exporter/internal/testenv"
+)
+
+func requirePromtool(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("promtool")
+	testenv.Require(t, err == nil, "promtool (Debian's prometheus package) is not installed")
+	return p
+}
+
+func repoFile(parts ...string) string {
+	return filepath.Join(append([]string{testenv.RepoRoot()}, parts...)...)
+}
+
+func promtool(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(requirePromtool(t), args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func TestAlertRules(t *testing.T) {
+	promtool(t, "", "check", "rules", repoFile("prometheus", "smtp_exporter_rules.yml"))
+	promtool(t, "", "test", "rules", repoFile("prometheus", "smtp_exporter_rules_test.yml"))
+}
+
+func TestPrometheusConfigsCheck(t *testing.T) {
+	for _, f := range []string{"prometheus.yml", "prometheus-sharded.yml"} {
+		promtool(t, "", "check", "config", repoFile("prometheus", f))
+	}
+}
+
+// staticExporter runs the exporter with static targets: a good server, a
+// busy one and one that rejects the recipient.
+func staticExporter(t *testing.T) (*testenv.Exporter, map[string]*smtptest.Server) {
+	srv := map[string]*smtptest.Server{
+		"ok":     smtptest.Start(t, smtptest.OK),
+		"busy":   smtptest.Start(t, smtptest.Busy),
+		"reject": smtptest.Start(t, smtptest.RejectRcpt),
+	}
+	conf := fmt.Sprintf(`modules:
+  default:
+    helo_name: probe.test
+  rcpt:
+    helo_name: probe.test
+    mail_from: probe@probe.test
+    rcpt_to: [nobody@probe.test]
+targets:
+  - target: %s
+  - target: %s
+  - target: %s
+    module: rcpt
+`, srv["ok"].Addr, srv["busy"].Addr, srv["reject"].Addr)
+	path := filepath.Join(t.TempDir(), "c.yml")
+	write(t, path, conf)
+	return testenv.StartExporter(t, binary, "--config.file="+path), srv
+}
+
+// TestPromtoolCheckMetrics lints real /probe and /metrics answers.
+func TestPromtoolCheckMetrics(t *testing.T) {
+	requirePromtool(t)
+	e, srv := staticExporter(t)
+	for _, path := range []string{"/metrics", "/probe?target=" + srv["ok"].Addr, "/probe?target=" + srv["busy"].Addr,
+		"/probe?module=rcpt&target=" + srv["reject"].Addr} {
+		code, body := e.Get(t, path)
+		if code != 200 {
+			t.Fatalf("%s: %d", path, code)
+		}
+		if out := strings.TrimSpace(promtool(t, body, "check", "metrics")); out != "" {
+			t.Errorf("promtool check metrics on %s reports:\n%s", path, out)
+		}
+	}
+}
+
+// TestDashboard: the Grafana dashboard is valid JSON, every PromQL
+// expression parses, and every metric it names is in the exporter's output.
+func TestDashboard(t *testing.T) {
+	requirePromtool(t)
+	raw, err := os.ReadFile(repoFile("grafana", "smtp_exporter.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Title  string
+		UID    string
+		Panels []struct {
+			ID      int
+			Title   string
+			Targets []struct{ Expr string }
+		}
+		Templating struct {
+			List []struct {
+				Name       string
+				Definition string
+			}
+		}
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("dashboard is not valid JSON: %v", err)
+	}
+	if dash.Title == "" || dash.UID == "" || len(dash.Panels) < 8 {
+		t.Fatalf("dashboard title %q uid %q with %d panels", dash.Title, dash.UID, len(dash.Panels))
+	}
+	vars := strings.NewReplacer("$__rate_interval", "5m", "$__interval", "1m", "$__range", "1h", "$target", ".*", "$module", ".*", "$job", ".*")
+	var exprs []string
+	ids := map[int]bool{}
+	for _, p := range dash.Panels {
+		if ids[p.ID] {
+			t.Errorf("panel id %d is used twice", p.ID)
+		}
+		ids[p.ID] = true
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, q := range p.Targets {
+			exprs = append(exprs, vars.Replace(q.Expr))
+		}
+	}
+	var rules strings.Builder
+	rules.WriteString("groups:\n  - name: dashboard\n    rules:\n")
+	for i, e := range exprs {
+		fmt.Fprintf(&rules, "      - record: dashboard:expr%d\n        expr: %q\n", i, e)
+	}
+	rulesFile := filepath.Join(t.TempDir(), "dashboard_rules.yml")
+	write(t, rulesFile, rules.String())
+	promtool(t, "", "check", "rules", rulesFile) // parses every expression
+
+	// Every metric named, in panels and in variable queries, is exported.
+	var known strings.Builder
+	golden, _ := filepath.Glob(repoFile("collector", "testdata", "golden", "*.prom"))
+	for _, g := range golden {
+		b, _ := os.ReadFile(g)
+		known.Write(b)
+	}
+	e, _ := staticExporter(t)
+	_, metrics := e.Get(t, "/metrics")
+	known.WriteString(metrics)
+	nameRe := regexp.MustCompile(`\b(?:probe|smtp_exporter)_[a-z_]+`)
+	var texts []string
+	texts = append(texts, exprs...)
+	for _, v := range dash.Templating.List {
+		texts = append(texts, v.Definition)
+	}
+	missing := map[string]bool{}
+	for _, text := range texts {
+		for _, name := range nameRe.FindAllString(text, -1) {
+			if !regexp.MustCompile(`(?m)^` + name + `[{ ]`).MatchString(known.String()) {
+				missing[name] = true
+			}
+		}
+	}
+	if len(missing) > 0 {
+		var names []string
+		for n := range missing {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		t.Errorf("the dashboard names metrics the exporter does not export: %v", names)
+	}
+}
+
+// TestPrometheusScrapesExporter: a real Prometheus scrapes the exporter both
+// ways, and its query API sees success, failure, the 5xx code and the
+// growing 5xx counter.
+func TestPrometheusScrapesExporter(t *testing.T) {
+	promBin, err := exec.LookPath("prometheus")
+	testenv.Require(t, err == nil, "prometheus is not installed")
+	e, srv := staticExporter(t)
+	dir := t.TempDir()
+	promAddr := testenv.FreeAddr(t)
+	conf := fmt.Sprintf(`global:
+  scrape_interval: 1s
+  scrape_timeout: 900ms
+  evaluation_interval: 1s
+rule_files: [%q]
+scrape_configs:
+  - job_name: smtp_probe
+    metrics_path: /probe
+    params: {module: [default]}
+    static_configs:
+      - targets: [%q, %q]
+    relabel_configs:
+      - {source_labels: [__address__], target_label: __param_target}
+      - {source_labels: [__param_target], target_label: target}
+      - {source_labels: [__param_target], target_label: instance}
+      - {source_labels: [__param_module], target_label: module}
+      - {target_label: __address__, replacement: %q}
+  - job_name: smtp_probe_rcpt
+    metrics_path: /probe
+    params: {module: [rcpt]}
+    static_configs:
+      - targets: [%q]
+    relabel_configs:
+      - {source_labels: [__address__], target_label: __param_target}
+      - {source_labels: [__param_target], target_label: target}
+      - {source_labels: [__param_target], target_label: instance}
+      - {source_labels: [__param_module], target_label: module}
+      - {target_label: __address__, replacement: %q}
+  - job_name: smtp_exporter
+    static_configs:
+      - targets: [%q]
+`, repoFile("prometheus", "smtp_exporter_rules.yml"), srv["ok"].Addr, srv["busy"].Addr, e.Addr, srv["reject"].Addr, e.Addr, e.Addr)
+	confFile := filepath.Join(dir, "prometheus.yml")
+	write(t, confFile, conf)
+	promtool(t, "", "check", "config", confFile)
+
+	cmd := exec.Command(promBin, "--config.file="+confFile, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+promAddr, "--log.level=warn")
+	logFile, _ := os.Create(filepath.Join(dir, "prometheus.log"))
+	defer logFile.Close()
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(dir, "prometheus.log"))
+			t.Logf("prometheus log:\n%s", b)
+		}
+	})
+
+	checks := []struct {
+		query string
+		want  float64
+	}{
+		{fmt.Sprintf(`probe_success{job="smtp_probe",target=%q}`, srv["ok"].Addr), 1},
+		{fmt.Sprintf(`probe_success{job="smtp_probe",target=%q}`, srv["busy"].Addr), 0},
+		{fmt.Sprintf(`probe_smtp_last_reply_code{job="smtp_probe",target=%q}`, srv["busy"].Addr), 421},
+		{fmt.Sprintf(`probe_success{job="smtp_probe_rcpt",target=%q}`, srv["reject"].Addr), 0},
+		{fmt.Sprintf(`probe_smtp_last_reply_code{job="smtp_probe_rcpt",target=%q}`, srv["reject"].Addr), 550},
+		{fmt.Sprintf(`probe_smtp_failure_info{job="smtp_probe_rcpt",target=%q,phase="rcpt",reason="reply_5xx"}`, srv["reject"].Addr), 1},
+		{fmt.Sprintf(`increase(probe_smtp_replies_total{job="smtp_probe_rcpt",class="5xx",target=%q}[1m]) > bool 0`, srv["reject"].Addr), 1},
+		{fmt.Sprintf(`probe_success{job="smtp_exporter",module="default",target=%q}`, srv["ok"].Addr), 1},
+		{fmt.Sprintf(`probe_success{job="smtp_exporter",module="rcpt",target=%q}`, srv["reject"].Addr), 0},
+		{fmt.Sprintf(`increase(probe_smtp_replies_total{job="smtp_exporter",class="5xx",target=%q}[1m]) > bool 0`, srv["reject"].Addr), 1},
+		{`smtp_exporter_config_last_reload_successful{job="smtp_exporter"}`, 1},
+		{`count(ALERTS{alertname="SMTPProbeFailing"}) > bool 0`, 1},
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for _, c := range checks {
+		var got float64
+		var ok bool
+		for {
+			got, ok = promQuery(t, promAddr, c.query)
+			if ok && got == c.want {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("%s = %v (found: %t), want %v", c.query, got, ok, c.want)
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+}
+
+// promQuery runs an instant query and returns the first sample's value.
+func promQuery(t *testing.T, addr, query string) (float64, bool) {
+	resp, err := http.Get("http://" + addr + "/api/v1/query?" + url.Values{"query": {query}}.Encode())
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status string
+		Data   struct {
+			Result []struct {
+				Value [2]any
+			}
+		}
+	}
+	if json.NewDecoder(resp.Body).Decode(&r) != nil || r.Status != "success" || len(r.Data.Result) == 0 {
+		return 0, false
+	}
+	s, _ := r.Data.Result[0].Value[1].(string)
+	var v float64
+	_, err = fmt.Sscan(s, &v)
+	return v, err == nil
+}
