@@ -168,7 +168,7 @@ func runServer(f *flags, logger log.Logger) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
 		for range hup {
-			reload()
+			_ = reload() // logged by Reload; the old config keeps running
 		}
 	}()
 

@@ -219,7 +219,9 @@ func debugOutput(tr *transcript, o *outcome, reg *prometheus.Registry, moduleNam
 	}
 	enc := expfmt.NewEncoder(&b, expfmt.NewFormat(expfmt.TypeTextPlain))
 	for _, mf := range mfs {
-		enc.Encode(mf)
+		if err := enc.Encode(mf); err != nil {
+			fmt.Fprintf(&b, "error encoding %s: %v\n", mf.GetName(), err)
+		}
 	}
 	fmt.Fprintf(&b, "\n\nModule configuration (%s):\n", moduleName)
 	if y, err := yaml.Marshal(m); err == nil {

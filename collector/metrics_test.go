@@ -42,10 +42,6 @@ func replyBytes(code int, lines []string) []byte {
 	return b.Bytes()
 }
 
-func itoa(n int) string {
-	return string(rune('0'+n/100)) + string(rune('0'+n/10%10)) + string(rune('0'+n%10))
-}
-
 const ms = time.Millisecond
 
 // fixedResult is a probe that went resolve, connect, banner, ehlo and then

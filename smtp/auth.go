@@ -66,7 +66,7 @@ func (p *prober) auth() (bool, *Error) {
 		if err == nil && r.Code == 334 {
 			challenge, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(r.Text()))
 			if derr != nil {
-				p.cmd(PhaseAuth, "*", "") // cancel the exchange (RFC 4954)
+				_, _ = p.cmd(PhaseAuth, "*", "") // cancel the exchange (RFC 4954)
 				return false, &Error{Phase: PhaseAuth, Reason: ReasonProtocol, Reply: r,
 					Err: protocolErrorf("CRAM-MD5 challenge is not base64")}
 			}

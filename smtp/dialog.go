@@ -60,7 +60,7 @@ func validKeyword(kw string) bool {
 	}
 	for i := 0; i < len(kw); i++ {
 		c := kw[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+		if c != '-' && (c < '0' || c > '9') && (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') {
 			return false
 		}
 	}

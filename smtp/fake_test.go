@@ -89,7 +89,7 @@ func newFakeServer(t testing.TB, network string, handler func(c *fakeConn) error
 				defer s.wg.Done()
 				c := &fakeConn{Conn: conn, r: bufio.NewReader(conn)}
 				herr := handler(c)
-				c.Conn.Close()
+				c.Close()
 				c.mu.Lock()
 				res := fakeResult{recv: c.recv.String(), err: herr}
 				c.mu.Unlock()

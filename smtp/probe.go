@@ -266,7 +266,7 @@ func (p *prober) politeQuit(failure *Error) {
 		// The stream is out of step: say goodbye without waiting for an answer.
 		p.conn.SetWriteDeadline(time.Now().Add(QuitBudget))
 		p.emit(Client, "QUIT")
-		p.conn.Write([]byte("QUIT\r\n"))
+		_, _ = p.conn.Write([]byte("QUIT\r\n"))
 		return
 	default:
 		return
@@ -279,7 +279,7 @@ func (p *prober) politeQuit(failure *Error) {
 		return
 	}
 	p.conn.SetDeadline(deadline)
-	p.cmd(PhaseQuit, "QUIT", "") // best effort; the failure stands
+	_, _ = p.cmd(PhaseQuit, "QUIT", "") // best effort; the failure stands
 }
 
 // check judges a reply: done is true when the phase carries an expectation

@@ -104,7 +104,7 @@ func StartExporter(t testing.TB, bin string, args ...string) *Exporter {
 	for {
 		if resp, err := http.Get(e.Base + "/-/healthy"); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
+			if resp.StatusCode == http.StatusOK {
 				return e
 			}
 		}
