@@ -76,7 +76,7 @@ func (m *MXResult) Success(mode string) bool {
 
 // ProbeMX looks up the MX records of domain and probes up to maxHosts of its
 // exchangers (by preference) concurrently on port, all within ctx's deadline.
-// Transcript lines of each host are prefixed with its name.
+// Transcript lines of each host carry its name in TranscriptLine.Host.
 func ProbeMX(ctx context.Context, domain string, port uint16, opts *Options, maxHosts int) *MXResult {
 	start := time.Now()
 	if _, ok := ctx.Deadline(); !ok {
@@ -141,7 +141,7 @@ func ProbeMX(ctx context.Context, domain string, port uint16, opts *Options, max
 			hostOpts.Transcript = func(l TranscriptLine) {
 				mu.Lock()
 				defer mu.Unlock()
-				l.Text = "[" + name + "] " + l.Text
+				l.Host = name
 				l.At += offset
 				opts.Transcript(l)
 			}

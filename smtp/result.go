@@ -127,16 +127,23 @@ const (
 // TranscriptLine is one line of a probe's transcript.
 type TranscriptLine struct {
 	// At is the time since the probe started.
-	At   time.Duration
+	At time.Duration
+	// Host names the exchanger in an MX probe's transcript; empty otherwise.
+	Host string
 	Dir  Direction
 	Text string
 }
 
-// String formats the line as "[  0.012s] S: 220 mx.example.org ESMTP".
+// String formats the line as "[  0.012s] S: 220 mx.example.org ESMTP", with
+// "[mx1.example.org] " before the direction in an MX probe.
 func (l TranscriptLine) String() string {
 	secs := strconv.FormatFloat(l.At.Seconds(), 'f', 3, 64)
 	if pad := 7 - len(secs); pad > 0 {
 		secs = strings.Repeat(" ", pad) + secs
 	}
-	return "[" + secs + "s] " + string(rune(l.Dir)) + ": " + l.Text
+	host := ""
+	if l.Host != "" {
+		host = "[" + l.Host + "] "
+	}
+	return "[" + secs + "s] " + host + string(rune(l.Dir)) + ": " + l.Text
 }

@@ -31,9 +31,19 @@ const (
 // Start serves mode on 127.0.0.1:0 until the test ends.
 func Start(t testing.TB, mode string) *Server {
 	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	s, err := StartOn(t, mode, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	return s
+}
+
+// StartOn serves mode on addr (a loopback address) until the test ends.
+func StartOn(t testing.TB, mode, addr string) (*Server, error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
 	}
 	f := &Server{Addr: ln.Addr().String()}
 	var wg sync.WaitGroup
@@ -68,7 +78,7 @@ func Start(t testing.TB, mode string) *Server {
 		mu.Unlock()
 		wg.Wait()
 	})
-	return f
+	return f, nil
 }
 
 func serve(c net.Conn, mode string) {

@@ -1,0 +1,90 @@
+// Package dnstest runs a loopback DNS server with a fixed zone for tests.
+package dnstest
+
+import (
+	"net"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+// Zone maps "name. TYPE" (e.g. "example.test. MX") to the answers, written
+// as the value part of a record: "10 mx1.example.test." for MX, "127.0.0.1"
+// for A, "::1" for AAAA. A name listed in NXDomain answers NXDOMAIN; any
+// other question gets an empty answer (NODATA).
+type Zone struct {
+	Records  map[string][]string
+	NXDomain []string
+}
+
+// Server is a DNS server on 127.0.0.1 (UDP and TCP, same port).
+type Server struct {
+	// Addr is "127.0.0.1:port".
+	Addr string
+
+	mu        sync.Mutex
+	questions []string
+}
+
+// Questions returns the questions asked so far, as "name. TYPE".
+func (s *Server) Questions() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.questions...)
+}
+
+// Start serves zone until the test ends.
+func Start(t testing.TB, zone Zone) *Server {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp4", pc.LocalAddr().String())
+	if err != nil {
+		pc.Close()
+		t.Fatal(err)
+	}
+	s := &Server{Addr: pc.LocalAddr().String()}
+	handler := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		m.Authoritative = true
+		for _, q := range req.Question {
+			key := strings.ToLower(q.Name) + " " + dns.TypeToString[q.Qtype]
+			s.mu.Lock()
+			s.questions = append(s.questions, key)
+			s.mu.Unlock()
+			for _, nx := range zone.NXDomain {
+				if strings.EqualFold(nx, q.Name) {
+					m.Rcode = dns.RcodeNameError
+				}
+			}
+			for _, v := range zone.Records[key] {
+				rr, err := dns.NewRR(q.Name + " 60 IN " + dns.TypeToString[q.Qtype] + " " + v)
+				if err == nil {
+					m.Answer = append(m.Answer, rr)
+				}
+			}
+		}
+		_ = w.WriteMsg(m)
+	})
+	udp := &dns.Server{PacketConn: pc, Handler: handler}
+	tcp := &dns.Server{Listener: ln, Handler: handler}
+	var wg sync.WaitGroup
+	for _, srv := range []*dns.Server{udp, tcp} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = srv.ActivateAndServe()
+		}()
+	}
+	t.Cleanup(func() {
+		_ = udp.Shutdown()
+		_ = tcp.Shutdown()
+		wg.Wait()
+	})
+	return s
+}
