@@ -1,0 +1,292 @@
+package collector
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// hostile is a loopback server that misbehaves in one way.
+func hostile(t *testing.T, kind string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns[c] = true
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { mu.Lock(); delete(conns, c); mu.Unlock(); c.Close() }()
+				buf := make([]byte, 512)
+				switch kind {
+				case "tarpit":
+					c.Read(buf)
+				case "drip":
+					for _, b := range []byte("220 dripping slowly") {
+						if _, err := c.Write([]byte{b}); err != nil {
+							return
+						}
+						time.Sleep(20 * time.Millisecond)
+					}
+				case "endless":
+					line := []byte(strings.Repeat("220-endless greeting\r\n", 64))
+					for {
+						if _, err := c.Write(line); err != nil {
+							return
+						}
+					}
+				case "reset":
+					c.Write([]byte("220 hi\r\n"))
+					c.Read(buf)
+					c.(*net.TCPConn).SetLinger(0)
+				case "tls":
+					c.Write([]byte("this is not a TLS server hello\r\n"))
+					c.Read(buf)
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+func openFDs(t *testing.T) int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	return len(entries)
+}
+
+// settle waits for goroutines and fds to come back to at most the baseline
+// (plus slack for runtime helpers), and reports what it saw.
+func settle(t *testing.T, goroutines, fds int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g, f := runtime.NumGoroutine(), openFDs(t)
+		if g <= goroutines+5 && f <= fds+5 {
+			t.Logf("after: %d goroutines (baseline %d), %d fds (baseline %d)", g, goroutines, f, fds)
+			return
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			n := runtime.Stack(buf, true)
+			t.Fatalf("leak: %d goroutines (baseline %d), %d fds (baseline %d)\n%s", g, goroutines, f, fds, buf[:n])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestFaultSuite sends 10,000 probes through /probe to hostile servers:
+// each ends within its deadline, and afterwards goroutines and file
+// descriptors are back at their baseline.
+func TestFaultSuite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short mode")
+	}
+	kinds := []string{"tarpit", "drip", "endless", "reset", "tls"}
+	addrs := map[string]string{}
+	for _, k := range kinds {
+		addrs[k] = hostile(t, k)
+	}
+	// Tarpits and drips end at their (short) deadline; the others must end
+	// on their own, well before theirs, with their own reason.
+	conf := `
+modules:
+  slow:
+    helo_name: probe.test
+    timeout: 300ms
+  fast:
+    helo_name: probe.test
+    timeout: 5s
+  tls:
+    helo_name: probe.test
+    tls: implicit
+    timeout: 5s
+`
+	e, _ := newTestExporter(t, conf, ExporterOptions{MaxInFlight: 512})
+	srv := httptest.NewServer(e.ProbeHandler())
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	defer client.CloseIdleConnections()
+
+	http.Get(srv.URL + "?target=" + addrs["reset"] + "&module=fast") // warm up the HTTP path
+	goroutines, fds := runtime.NumGoroutine(), openFDs(t)
+	t.Logf("before: %d goroutines, %d fds", goroutines, fds)
+
+	const total = 10000
+	var next, slow, failed atomic.Int64
+	reasons := sync.Map{}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < 256; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > total {
+					return
+				}
+				kind := kinds[i%int64(len(kinds))]
+				module := map[string]string{"tarpit": "slow", "drip": "slow", "endless": "fast", "reset": "fast", "tls": "tls"}[kind]
+				t0 := time.Now()
+				resp, err := client.Get(srv.URL + "?target=" + addrs[kind] + "&module=" + module)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				body := make([]byte, 64<<10)
+				n, _ := readAll(resp, body)
+				resp.Body.Close()
+				if time.Since(t0) > 6*time.Second {
+					slow.Add(1)
+				}
+				text := string(body[:n])
+				if resp.StatusCode != 200 || !strings.Contains(text, "probe_success 0\n") {
+					failed.Add(1)
+					continue
+				}
+				if i := strings.Index(text, `reason="`); i >= 0 {
+					reason := text[i+8:]
+					reason = reason[:strings.IndexByte(reason, '"')]
+					v, _ := reasons.LoadOrStore(kind+"/"+reason, new(atomic.Int64))
+					v.(*atomic.Int64).Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	got := map[string]int64{}
+	reasons.Range(func(k, v any) bool { got[k.(string)] = v.(*atomic.Int64).Load(); return true })
+	t.Logf("%d probes in %s (%.0f/s); outcomes: %v", total, elapsed.Round(time.Millisecond), total/elapsed.Seconds(), got)
+	if failed.Load() != 0 || slow.Load() != 0 {
+		t.Errorf("%d requests failed, %d took past their deadline", failed.Load(), slow.Load())
+	}
+	for kind, want := range map[string]string{"tarpit": "timeout", "drip": "timeout", "endless": "protocol", "reset": "closed", "tls": "tls"} {
+		if got[kind+"/"+want] != total/int64(len(kinds)) {
+			t.Errorf("%s: %d probes failed with %s, want all %d (outcomes %v)", kind, got[kind+"/"+want], want, total/len(kinds), got)
+		}
+	}
+	client.CloseIdleConnections()
+	srv.CloseClientConnections()
+	settle(t, goroutines, fds)
+}
+
+func readAll(resp *http.Response, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := resp.Body.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, nil
+		}
+	}
+	return n, nil
+}
+
+// TestFloodKeepsExporterResponsive floods /probe with tarpit targets: the
+// excess is refused with 503 at once, and /metrics and /-/healthy keep
+// answering within a second.
+func TestFloodKeepsExporterResponsive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short mode")
+	}
+	tarpit := hostile(t, "tarpit")
+	e, reg := newTestExporter(t, "modules:\n  default:\n    helo_name: probe.test\n    timeout: 2s\n", ExporterOptions{MaxInFlight: 100})
+	mux := http.NewServeMux()
+	mux.Handle("/probe", e.ProbeHandler())
+	mux.Handle("/metrics", e.MetricsHandler(reg))
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512, TLSClientConfig: &tls.Config{}}}
+	defer client.CloseIdleConnections()
+
+	stop := make(chan struct{})
+	var flood sync.WaitGroup
+	var ok200, refused503 atomic.Int64
+	for w := 0; w < 300; w++ {
+		flood.Add(1)
+		go func() {
+			defer flood.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := client.Get(srv.URL + "/probe?target=" + tarpit)
+				if err != nil {
+					continue
+				}
+				resp.Body.Close()
+				switch resp.StatusCode {
+				case 200:
+					ok200.Add(1)
+				case 503:
+					refused503.Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // let the flood fill the in-flight limit
+	var worst time.Duration
+	for i := 0; i < 20; i++ {
+		for _, path := range []string{"/metrics", "/-/healthy"} {
+			t0 := time.Now()
+			resp, err := http.Get(srv.URL + path)
+			d := time.Since(t0)
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("%s during the flood: %v", path, err)
+			}
+			resp.Body.Close()
+			if d > worst {
+				worst = d
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	close(stop)
+	flood.Wait()
+	t.Logf("during the flood: worst /metrics or /-/healthy latency %s; %d probes answered, %d refused with 503", worst, ok200.Load(), refused503.Load())
+	if worst > time.Second {
+		t.Errorf("/metrics or /-/healthy took %s during the flood", worst)
+	}
+	if refused503.Load() == 0 {
+		t.Error("the flood never hit the in-flight limit")
+	}
+}
