@@ -175,7 +175,7 @@ modules:
 					slow.Add(1)
 				}
 				text := string(body[:n])
-				if resp.StatusCode != 200 || !strings.Contains(text, "probe_success 0\n") {
+				if resp.StatusCode != http.StatusOK || !strings.Contains(text, "probe_success 0\n") {
 					failed.Add(1)
 					continue
 				}
@@ -255,9 +255,9 @@ func TestFloodKeepsExporterResponsive(t *testing.T) {
 				}
 				resp.Body.Close()
 				switch resp.StatusCode {
-				case 200:
+				case http.StatusOK:
 					ok200.Add(1)
-				case 503:
+				case http.StatusServiceUnavailable:
 					refused503.Add(1)
 				}
 			}
@@ -270,7 +270,7 @@ func TestFloodKeepsExporterResponsive(t *testing.T) {
 			t0 := time.Now()
 			resp, err := http.Get(srv.URL + path)
 			d := time.Since(t0)
-			if err != nil || resp.StatusCode != 200 {
+			if err != nil || resp.StatusCode != http.StatusOK {
 				t.Fatalf("%s during the flood: %v", path, err)
 			}
 			resp.Body.Close()
