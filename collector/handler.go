@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -12,8 +13,6 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/common/expfmt"
 	"go.yaml.in/yaml/v2"
 )
 
@@ -185,18 +184,15 @@ func (e *Exporter) serveProbe(w http.ResponseWriter, r *http.Request) {
 	o.count(e.probeCounters, moduleName, counterTarget)
 	e.logFailures(o, moduleName, target)
 
-	descs := probeDescs
-	if m.MXLookup {
-		descs = probeMXDescs
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(outcomeCollector{o: o, desc: descs})
+	items := []exposed{{o: o}}
 	if debug {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write(debugOutput(tr, o, reg, moduleName, m))
+		w.Write(debugOutput(tr, items, moduleName, m))
 		return
 	}
-	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	if err := respond(w, r, func(out io.Writer) error { return writeProbeMetrics(out, items) }); err != nil {
+		level.Debug(e.opts.Logger).Log("msg", "Error writing the probe's metrics", "target", target, "err", err)
+	}
 }
 
 func (e *Exporter) logFailures(o *outcome, module, target string) {
@@ -208,20 +204,13 @@ func (e *Exporter) logFailures(o *outcome, module, target string) {
 
 // debugOutput is the answer to debug=true: transcript and explanations, the
 // metrics, and the module (secrets redacted).
-func debugOutput(tr *transcript, o *outcome, reg *prometheus.Registry, moduleName string, m *Module) []byte {
+func debugOutput(tr *transcript, items []exposed, moduleName string, m *Module) []byte {
 	var b bytes.Buffer
 	b.WriteString("Probe transcript:\n")
-	writeReport(&b, tr, o)
+	writeReport(&b, tr, items[0].o)
 	b.WriteString("\n\nMetrics that would have been returned:\n")
-	mfs, err := reg.Gather()
-	if err != nil {
-		fmt.Fprintf(&b, "error gathering metrics: %v\n", err)
-	}
-	enc := expfmt.NewEncoder(&b, expfmt.NewFormat(expfmt.TypeTextPlain))
-	for _, mf := range mfs {
-		if err := enc.Encode(mf); err != nil {
-			fmt.Fprintf(&b, "error encoding %s: %v\n", mf.GetName(), err)
-		}
+	if err := writeProbeMetrics(&b, items); err != nil {
+		fmt.Fprintf(&b, "error writing metrics: %v\n", err)
 	}
 	fmt.Fprintf(&b, "\n\nModule configuration (%s):\n", moduleName)
 	if y, err := yaml.Marshal(m); err == nil {

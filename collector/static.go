@@ -3,13 +3,14 @@ package collector
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/smtp-exporter/smtp_exporter/smtp"
 )
@@ -28,87 +29,87 @@ func (e *Exporter) MetricsHandler(gatherer prometheus.Gatherer) http.Handler {
 			ctx, cancel = context.WithTimeout(ctx, d)
 			defer cancel()
 		}
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(&staticCollector{ctx: ctx, e: e, conf: e.opts.Config.Get()})
-		promhttp.HandlerFor(prometheus.Gatherers{gatherer, reg}, promhttp.HandlerOpts{
-			ErrorHandling: promhttp.ContinueOnError,
-			ErrorLog:      promLogger{e},
-		}).ServeHTTP(w, r)
+		items := e.probeStatic(ctx, e.opts.Config.Get())
+		mfs, err := gatherer.Gather()
+		if err != nil {
+			// As promhttp's ContinueOnError: serve what could be gathered.
+			level.Error(e.opts.Logger).Log("msg", "Error gathering the exporter's metrics", "err", err)
+		}
+		err = respond(w, r, func(out io.Writer) error {
+			enc := expfmt.NewEncoder(out, expfmt.NewFormat(expfmt.TypeTextPlain))
+			for _, mf := range mfs {
+				if err := enc.Encode(mf); err != nil {
+					return err
+				}
+			}
+			return writeProbeMetrics(out, items)
+		})
+		if err != nil {
+			level.Debug(e.opts.Logger).Log("msg", "Error writing /metrics", "err", err)
+		}
 	})
 }
-
-// staticCollector probes every static target of one config, bound to one
-// scrape's context.
-type staticCollector struct {
-	ctx  context.Context
-	e    *Exporter
-	conf *Config
-}
-
-var _ prometheus.Collector = (*staticCollector)(nil)
-
-// Describe sends nothing: the collector is unchecked, its series vary.
-func (*staticCollector) Describe(chan<- *prometheus.Desc) {}
 
 // errNotStarted fails a target whose probe could not start before the
 // scrape's deadline (every slot was busy until then).
 var errNotStarted = errors.New("the scrape's deadline passed before this probe could start")
 
-// Collect probes the targets, at most StaticConcurrency at once and within
-// the exporter's in-flight limit, and sends each one's metrics as it ends.
-func (c *staticCollector) Collect(ch chan<- prometheus.Metric) {
-	sem := make(chan struct{}, c.e.opts.StaticConcurrency)
+// probeStatic probes every static target of c, at most StaticConcurrency at
+// once and within the exporter-wide in-flight limit, and returns their
+// outcomes in config order with module and target labels.
+func (e *Exporter) probeStatic(ctx context.Context, c *Config) []exposed {
+	items := make([]exposed, len(c.Targets))
+	sem := make(chan struct{}, e.opts.StaticConcurrency)
 	var wg sync.WaitGroup
-	for i := range c.conf.Targets {
-		t := &c.conf.Targets[i]
-		m := c.conf.Modules[t.Module]
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		m := c.Modules[t.Module]
 		spec := probeSpec{module: m, moduleName: t.Module, target: t.Target, host: t.host, port: t.port}
-		if !c.acquire(sem) {
-			c.emit(ch, &spec, notStarted(&spec))
+		items[i].labels = []labelPair{{"module", t.Module}, {"target", t.Target}}
+		if !e.acquire(ctx, sem) {
+			items[i].o = e.finish(&spec, notStarted(&spec))
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer c.release(sem)
-			ctx, cancel := context.WithTimeout(c.ctx, time.Duration(m.Timeout))
+			defer e.release(sem)
+			pctx, cancel := context.WithTimeout(ctx, time.Duration(m.Timeout))
 			defer cancel()
-			c.emit(ch, &spec, spec.run(ctx))
+			items[i].o = e.finish(&spec, spec.run(pctx))
 		}()
 	}
 	wg.Wait()
+	return items
 }
 
 // acquire takes a slot of this scrape and of the exporter-wide limit, or
 // gives up when the scrape's context ends.
-func (c *staticCollector) acquire(sem chan struct{}) bool {
+func (e *Exporter) acquire(ctx context.Context, sem chan struct{}) bool {
 	select {
 	case sem <- struct{}{}:
-	case <-c.ctx.Done():
+	case <-ctx.Done():
 		return false
 	}
 	select {
-	case c.e.limiter <- struct{}{}:
+	case e.limiter <- struct{}{}:
 		return true
-	case <-c.ctx.Done():
+	case <-ctx.Done():
 		<-sem
 		return false
 	}
 }
 
-func (c *staticCollector) release(sem chan struct{}) {
-	<-c.e.limiter
+func (e *Exporter) release(sem chan struct{}) {
+	<-e.limiter
 	<-sem
 }
 
-func (c *staticCollector) emit(ch chan<- prometheus.Metric, s *probeSpec, o *outcome) {
-	o.count(c.e.staticCounters, s.moduleName, s.target)
-	c.e.logFailures(o, s.moduleName, s.target)
-	d := staticProbeDescs
-	if s.module.MXLookup {
-		d = staticProbeMXDescs
-	}
-	o.collect(ch, d, s.moduleName, s.target)
+// finish counts a static target's replies and logs its failures.
+func (e *Exporter) finish(s *probeSpec, o *outcome) *outcome {
+	o.count(e.staticCounters, s.moduleName, s.target)
+	e.logFailures(o, s.moduleName, s.target)
+	return o
 }
 
 // notStarted is the outcome of a probe that never started.
@@ -118,11 +119,4 @@ func notStarted(s *probeSpec) *outcome {
 		return newMXOutcome(&smtp.MXResult{Domain: s.host, Err: err}, s.module.MXSuccess)
 	}
 	return newOutcome(&smtp.Result{Host: s.host, Port: s.port, Err: err})
-}
-
-// promLogger sends promhttp's errors to the exporter's logger.
-type promLogger struct{ e *Exporter }
-
-func (l promLogger) Println(v ...any) {
-	level.Error(l.e.opts.Logger).Log("msg", "Error serving /metrics", "err", v)
 }

@@ -38,13 +38,21 @@ func (s *Server) Questions() []string {
 // Start serves zone until the test ends.
 func Start(t testing.TB, zone Zone) *Server {
 	t.Helper()
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp4", pc.LocalAddr().String())
-	if err != nil {
+	// UDP and TCP on the same port: the port UDP got may be taken for TCP
+	// (by an ephemeral port of some connection), so try a few.
+	var pc net.PacketConn
+	var ln net.Listener
+	var err error
+	for try := 0; try < 50; try++ {
+		if pc, err = net.ListenPacket("udp4", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = net.Listen("tcp4", pc.LocalAddr().String()); err == nil {
+			break
+		}
 		pc.Close()
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	s := &Server{Addr: pc.LocalAddr().String()}
