@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"compress/gzip"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -270,5 +271,37 @@ func TestMetricsStaticTargets(t *testing.T) {
 	_, body = get(t, h, "/metrics", map[string]string{scrapeTimeoutHeader: "1.5"})
 	if want := `probe_smtp_replies_total{class="4xx",module="default",target="` + busy.Addr + `"} 2`; !strings.Contains(body, want+"\n") {
 		t.Errorf("second scrape lacks %q", want)
+	}
+}
+
+// TestProbeHandlerGzip: Prometheus asks for gzip; the answer is gzipped text
+// exposition that parses.
+func TestProbeHandlerGzip(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.OK)
+	e, _ := newTestExporter(t, testModules, ExporterOptions{})
+	req := httptest.NewRequest(http.MethodGet, probeURL(srv.Addr, ""), nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	rec := httptest.NewRecorder()
+	e.ProbeHandler().ServeHTTP(rec, req)
+	if rec.Header().Get("Content-Encoding") != "gzip" || rec.Header().Get("Content-Type") != TextContentType {
+		t.Fatalf("headers: %v", rec.Header())
+	}
+	zr, err := gzip.NewReader(rec.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(zr)
+	if err != nil || !strings.Contains(string(body), "probe_success 1\n") {
+		t.Fatalf("%v\n%s", err, body)
+	}
+	if _, err := parseExposition(body); err != nil {
+		t.Errorf("does not parse: %v", err)
+	}
+	for header, want := range map[string]bool{"gzip, deflate": true, "deflate": false, "gzip;q=0": false, "br, GZIP ; q=0.5": true} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header.Set("Accept-Encoding", header)
+		if got := acceptsGzip(r); got != want {
+			t.Errorf("acceptsGzip(%q) = %t", header, got)
+		}
 	}
 }
