@@ -34,8 +34,7 @@ type StaticTarget struct {
 	Target string `yaml:"target"`
 	Module string `yaml:"module,omitempty"`
 
-	host string
-	port uint16
+	spec probeSpec // parsed at load
 }
 
 // Module says what a probe does. Its fields are the config file's keys.
@@ -193,19 +192,11 @@ func (c *Config) UnmarshalYAML(unmarshal func(any) error) error {
 		if !ok {
 			return fmt.Errorf("targets[%d] %q: unknown module %q", i, t.Target, t.Module)
 		}
-		if m.MXLookup {
-			host, err := ParseDomain(t.Target)
-			if err != nil {
-				return fmt.Errorf("targets[%d]: %w", i, err)
-			}
-			t.host = host
-		} else {
-			host, port, err := ParseTarget(t.Target, m.Port)
-			if err != nil {
-				return fmt.Errorf("targets[%d]: %w", i, err)
-			}
-			t.host, t.port = host, port
+		spec, err := newProbeSpec(m, t.Module, t.Target)
+		if err != nil {
+			return fmt.Errorf("targets[%d]: %w", i, err)
 		}
+		t.spec = spec
 		key := [2]string{t.Target, t.Module}
 		if seen[key] {
 			return fmt.Errorf("targets[%d]: %q with module %q is listed twice", i, t.Target, t.Module)

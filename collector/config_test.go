@@ -85,7 +85,7 @@ func TestLoadConfigGood(t *testing.T) {
 	if c.Modules["mx"].Options().Resolver == nil {
 		t.Errorf("resolver not built")
 	}
-	if c.Targets[0].Module != "default" || c.Targets[0].host != "127.0.0.1" || c.Targets[0].port != 2525 || c.Targets[1].host != "example.org" {
+	if t0, t1 := c.Targets[0], c.Targets[1]; t0.Module != "default" || t0.spec.host != "127.0.0.1" || t0.spec.port != 2525 || t1.spec.host != "example.org" || t1.spec.module != c.Modules["mx"] {
 		t.Errorf("targets = %+v", c.Targets)
 	}
 	if !c.Modules["smtps"].Options().TLSConfig.InsecureSkipVerify {

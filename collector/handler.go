@@ -131,13 +131,7 @@ func (e *Exporter) serveProbe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	target := q.Get("target")
-	spec := probeSpec{module: m, moduleName: moduleName, target: target}
-	var err error
-	if m.MXLookup {
-		spec.host, err = ParseDomain(target)
-	} else {
-		spec.host, spec.port, err = ParseTarget(target, m.Port)
-	}
+	spec, err := newProbeSpec(m, moduleName, target)
 	if err != nil {
 		e.refuse(w, http.StatusBadRequest, "bad_request", err.Error())
 		return

@@ -27,13 +27,7 @@ func ProbeOnce(ctx context.Context, c *Config, moduleName, target string, timeou
 	if !ok {
 		return false, &UsageError{fmt.Errorf("unknown module %q", moduleName)}
 	}
-	spec := probeSpec{module: m, moduleName: moduleName, target: target}
-	var err error
-	if m.MXLookup {
-		spec.host, err = ParseDomain(target)
-	} else {
-		spec.host, spec.port, err = ParseTarget(target, m.Port)
-	}
+	spec, err := newProbeSpec(m, moduleName, target)
 	if err != nil {
 		return false, &UsageError{err}
 	}

@@ -22,6 +22,19 @@ type probeSpec struct {
 	transcript func(smtp.TranscriptLine)
 }
 
+// newProbeSpec parses target as module m reads it: a domain with
+// mx_lookup, else host[:port] with the module's port as default.
+func newProbeSpec(m *Module, moduleName, target string) (probeSpec, error) {
+	s := probeSpec{module: m, moduleName: moduleName, target: target}
+	var err error
+	if m.MXLookup {
+		s.host, err = ParseDomain(target)
+	} else {
+		s.host, s.port, err = ParseTarget(target, m.Port)
+	}
+	return s, err
+}
+
 // run probes the target, a host or (mx_lookup) every exchanger of a domain.
 func (s *probeSpec) run(ctx context.Context) *outcome {
 	opts := s.module.options

@@ -63,8 +63,7 @@ func (e *Exporter) probeStatic(ctx context.Context, c *Config) []exposed {
 	var wg sync.WaitGroup
 	for i := range c.Targets {
 		t := &c.Targets[i]
-		m := c.Modules[t.Module]
-		spec := probeSpec{module: m, moduleName: t.Module, target: t.Target, host: t.host, port: t.port}
+		spec := t.spec
 		items[i].labels = []labelPair{{"module", t.Module}, {"target", t.Target}}
 		if !e.acquire(ctx, sem) {
 			items[i].o = e.finish(&spec, notStarted(&spec))
@@ -74,7 +73,7 @@ func (e *Exporter) probeStatic(ctx context.Context, c *Config) []exposed {
 		go func() {
 			defer wg.Done()
 			defer e.release(sem)
-			pctx, cancel := context.WithTimeout(ctx, time.Duration(m.Timeout))
+			pctx, cancel := context.WithTimeout(ctx, time.Duration(spec.module.Timeout))
 			defer cancel()
 			items[i].o = e.finish(&spec, spec.run(pctx))
 		}()
