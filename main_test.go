@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -84,18 +83,7 @@ func TestProbeCommand(t *testing.T) {
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "smtp_exporter-test")
-	if err != nil {
-		panic(err)
-	}
-	binary, err = testenv.BuildExporter(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testenv.RunWithExporter(m, &binary))
 }
 
 func TestServerEndpointsAndReload(t *testing.T) {

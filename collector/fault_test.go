@@ -3,7 +3,6 @@ package collector
 import (
 	"crypto/tls"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,73 +12,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-)
 
-// hostile is a loopback server that misbehaves in one way.
-func hostile(t *testing.T, kind string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { mu.Lock(); delete(conns, c); mu.Unlock(); c.Close() }()
-				buf := make([]byte, 512)
-				switch kind {
-				case "tarpit":
-					c.Read(buf)
-				case "drip":
-					for _, b := range []byte("220 dripping slowly") {
-						if _, err := c.Write([]byte{b}); err != nil {
-							return
-						}
-						time.Sleep(20 * time.Millisecond)
-					}
-				case "endless":
-					line := []byte(strings.Repeat("220-endless greeting\r\n", 64))
-					for {
-						if _, err := c.Write(line); err != nil {
-							return
-						}
-					}
-				case "reset":
-					c.Write([]byte("220 hi\r\n"))
-					c.Read(buf)
-					c.(*net.TCPConn).SetLinger(0)
-				case "tls":
-					c.Write([]byte("this is not a TLS server hello\r\n"))
-					c.Read(buf)
-				}
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String()
-}
+	"github.com/smtp-exporter/smtp_exporter/internal/smtptest"
+)
 
 func openFDs(t *testing.T) int {
 	entries, err := os.ReadDir("/proc/self/fd")
@@ -117,9 +52,10 @@ func TestFaultSuite(t *testing.T) {
 		t.Skip("short mode")
 	}
 	kinds := []string{"tarpit", "drip", "endless", "reset", "tls"}
+	modes := map[string]string{"tarpit": smtptest.Tarpit, "drip": smtptest.Drip, "endless": smtptest.Endless, "reset": smtptest.Reset, "tls": smtptest.NotTLS}
 	addrs := map[string]string{}
 	for _, k := range kinds {
-		addrs[k] = hostile(t, k)
+		addrs[k] = smtptest.Start(t, modes[k]).Addr
 	}
 	// Tarpits and drips end at their (short) deadline; the others must end
 	// on their own, well before theirs, with their own reason.
@@ -225,7 +161,7 @@ func TestFloodKeepsExporterResponsive(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short mode")
 	}
-	tarpit := hostile(t, "tarpit")
+	tarpit := smtptest.Start(t, smtptest.Tarpit).Addr
 	e, reg := newTestExporter(t, "modules:\n  default:\n    helo_name: probe.test\n    timeout: 2s\n", ExporterOptions{MaxInFlight: 100})
 	mux := http.NewServeMux()
 	mux.Handle("/probe", e.ProbeHandler())

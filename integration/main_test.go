@@ -5,7 +5,6 @@ package integration
 
 import (
 	"encoding/base64"
-	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
@@ -18,18 +17,7 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "smtp_exporter-integration")
-	if err != nil {
-		panic(err)
-	}
-	binary, err = testenv.BuildExporter(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testenv.RunWithExporter(m, &binary))
 }
 
 // runProbeCLI runs `smtp_exporter probe` and returns its exit code and output.

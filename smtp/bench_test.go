@@ -49,32 +49,27 @@ func sinkServer(b *testing.B) (string, uint16) {
 	return "127.0.0.1", uint16(addr.Port)
 }
 
-// BenchmarkProbe measures one EHLO..QUIT probe against an in-process server,
-// connection set-up included.
+// BenchmarkProbe measures one probe against an in-process server,
+// connection set-up included: EHLO..QUIT, and with MAIL FROM and RCPT TO.
 func BenchmarkProbe(b *testing.B) {
 	host, port := sinkServer(b)
-	opts := &Options{HeloName: "probe.test"}
-	b.ReportAllocs()
-	for b.Loop() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if _, err := Probe(ctx, host, port, opts); err != nil {
-			b.Fatal(err)
-		}
-		cancel()
-	}
-}
-
-// BenchmarkProbeMailRcpt adds MAIL FROM and RCPT TO.
-func BenchmarkProbeMailRcpt(b *testing.B) {
-	host, port := sinkServer(b)
-	opts := &Options{HeloName: "probe.test", MailFrom: "probe@example.org", RcptTo: []string{"postmaster@example.org"}}
-	b.ReportAllocs()
-	for b.Loop() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if _, err := Probe(ctx, host, port, opts); err != nil {
-			b.Fatal(err)
-		}
-		cancel()
+	for _, bc := range []struct {
+		name string
+		opts *Options
+	}{
+		{"ehlo-quit", &Options{HeloName: "probe.test"}},
+		{"mail-rcpt", &Options{HeloName: "probe.test", MailFrom: "probe@example.org", RcptTo: []string{"postmaster@example.org"}}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				if _, err := Probe(ctx, host, port, bc.opts); err != nil {
+					b.Fatal(err)
+				}
+				cancel()
+			}
+		})
 	}
 }
 

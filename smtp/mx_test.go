@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/smtp-exporter/smtp_exporter/internal/dnstest"
+	"github.com/smtp-exporter/smtp_exporter/internal/smtptest"
 )
 
 // resolverFor asks the test DNS server at addr.
@@ -26,28 +27,9 @@ func resolverFor(addr string) *net.Resolver {
 // the same port (MX hosts share the module's port).
 func twoExchangers(t *testing.T) uint16 {
 	good := newFakeServer(t, "tcp4", script(nil, "S: 220 mx1", "C: EHLO probe.test", "S: 250 mx1", "C: QUIT", "S: 221 bye"))
-	ln, err := net.Listen("tcp6", net.JoinHostPort("::1", strconv.Itoa(int(good.port))))
-	if err != nil {
+	if _, err := smtptest.StartOn(t, smtptest.ShutDown, net.JoinHostPort("::1", strconv.Itoa(int(good.port)))); err != nil {
 		t.Skipf("no IPv6 loopback (or port taken) for the second exchanger: %v", err)
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("421 4.3.2 Service shutting down\r\n"))
-			buf := make([]byte, 64)
-			c.SetReadDeadline(time.Now().Add(2 * time.Second))
-			c.Read(buf)
-			c.Write([]byte("221 bye\r\n"))
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	return good.port
 }
 
@@ -132,7 +114,7 @@ func TestProbeMX(t *testing.T) {
 		o.Transcript = func(l TranscriptLine) { mu.Lock(); lines = append(lines, l.String()); mu.Unlock() }
 		ProbeMX(ctx, "example.test", port, &o, 5)
 		all := strings.Join(lines, "\n")
-		for _, w := range []string{"MX 10 mx1.example.test", "[mx1.example.test] S: 220 mx1", "[mx2.example.test] S: 421 4.3.2", "[mx2.example.test] C: QUIT"} {
+		for _, w := range []string{"MX 10 mx1.example.test", "[mx1.example.test] S: 220 mx1", "[mx2.example.test] S: 421 4.3.2", "[mx2.example.test] C: QUIT", "[mx2.example.test] S: 221 2.0.0 Bye"} {
 			if !strings.Contains(all, w) {
 				t.Errorf("transcript lacks %q:\n%s", w, all)
 			}

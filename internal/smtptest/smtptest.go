@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Server is a loopback SMTP responder. It counts the connections it accepts,
@@ -26,6 +27,11 @@ const (
 	RejectRcpt = "reject-rcpt" // RCPT gets 550 5.1.1
 	Busy       = "busy"        // greets with 421 #4.4.5
 	Tarpit     = "tarpit"      // accepts and never speaks
+	Drip       = "drip"        // sends its greeting a byte every 20ms
+	Endless    = "endless"     // sends a multi-line greeting without end
+	Reset      = "reset"       // greets, reads a command, resets the connection
+	NotTLS     = "not-tls"     // answers a TLS client hello with plain text
+	ShutDown   = "shutdown"    // greets with 421 4.3.2, answers QUIT with 221
 )
 
 // Start serves mode on 127.0.0.1:0 until the test ends.
@@ -83,10 +89,37 @@ func StartOn(t testing.TB, mode, addr string) (*Server, error) {
 
 func serve(c net.Conn, mode string) {
 	r := bufio.NewReader(c)
+	buf := make([]byte, 512)
 	switch mode {
 	case Tarpit:
 		r.ReadString('\n') // until the client gives up
 		return
+	case Drip:
+		for _, b := range []byte("220 dripping slowly") {
+			if _, err := c.Write([]byte{b}); err != nil {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return
+	case Endless:
+		line := []byte(strings.Repeat("220-endless greeting\r\n", 64))
+		for {
+			if _, err := c.Write(line); err != nil {
+				return
+			}
+		}
+	case Reset:
+		c.Write([]byte("220 hi\r\n"))
+		c.Read(buf)
+		c.(*net.TCPConn).SetLinger(0)
+		return
+	case NotTLS:
+		c.Write([]byte("this is not a TLS server hello\r\n"))
+		c.Read(buf)
+		return
+	case ShutDown:
+		c.Write([]byte("421 4.3.2 Service shutting down\r\n"))
 	case Busy:
 		c.Write([]byte("421 #4.4.5 Too many connections from your host\r\n"))
 	default:

@@ -51,6 +51,22 @@ func BuildExporter(dir string) (string, error) {
 	return bin, nil
 }
 
+// RunWithExporter is a TestMain body: it builds the exporter binary into a
+// temporary directory, sets *bin to it, runs the tests and cleans up.
+func RunWithExporter(m *testing.M, bin *string) int {
+	dir, err := os.MkdirTemp("", "smtp_exporter-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if *bin, err = BuildExporter(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
 // FreeAddr returns a loopback address with a port that was free just now.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
