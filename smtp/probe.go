@@ -68,8 +68,11 @@ func (p *prober) run() *Error {
 		return err
 	}
 	defer p.conn.Close()
-	// Cancellation (not only the deadline) must unblock reads and writes.
-	stop := context.AfterFunc(p.ctx, func() { p.conn.SetDeadline(time.Unix(1, 0)) })
+	// Cancellation (not only the deadline) must unblock reads and writes. The
+	// TCP connection is captured: p.conn becomes the TLS connection after
+	// STARTTLS, whose deadlines are those of the connection beneath.
+	raw := p.conn
+	stop := context.AfterFunc(p.ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
 	if p.opts.TLS == TLSImplicit {
