@@ -95,10 +95,7 @@ func TestPhaseOutcomeMatrix(t *testing.T) {
 					t.Errorf("deciding code %d, want %d", code, out.code)
 				}
 				sr := srv.wait(t)
-				var got []string
-				for _, l := range strings.Split(strings.TrimSuffix(sr.recv, "\r\n"), "\r\n") {
-					got = append(got, l)
-				}
+				got := strings.Split(strings.TrimSuffix(sr.recv, "\r\n"), "\r\n")
 				// Lines the client sent in clear and over TLS, minus the
 				// message body (matched by "*").
 				if !sameSkippingBody(got, sent) {
