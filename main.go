@@ -81,7 +81,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v (try --help)\n", program, err)
 		return exitUsage
 	}
-	logger := newLogger(stderr, f.logLevel, f.logFormat)
+	base := newLogger(stderr, f.logLevel, f.logFormat)
+	logger := log.With(base, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller)
 
 	switch {
 	case f.configCheck:
@@ -94,12 +95,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case cmd == probe.FullCommand():
 		return runProbe(&f, stdout, stderr)
 	case cmd == serve.FullCommand():
-		return runServer(&f, logger)
+		return runServer(&f, logger, base)
 	}
 	return exitUsage
 }
 
-// newLogger builds the go-kit logger the flags ask for.
+// newLogger builds the go-kit logger the flags ask for, without timestamp
+// and caller: the slog bridge adds its own.
 func newLogger(w io.Writer, lvl, format string) log.Logger {
 	sw := log.NewSyncWriter(w)
 	var l log.Logger
@@ -108,8 +110,7 @@ func newLogger(w io.Writer, lvl, format string) log.Logger {
 	} else {
 		l = log.NewLogfmtLogger(sw)
 	}
-	l = level.NewFilter(l, level.Allow(level.ParseDefault(lvl, level.InfoValue())))
-	return log.With(l, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller)
+	return level.NewFilter(l, level.Allow(level.ParseDefault(lvl, level.InfoValue())))
 }
 
 // slogLevel maps the --log.level value for the slog bridge.
@@ -145,8 +146,9 @@ func runProbe(f *flags, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// runServer runs the exporter until SIGTERM or SIGINT.
-func runServer(f *flags, logger log.Logger) int {
+// runServer runs the exporter until SIGTERM or SIGINT. base is the logger
+// without timestamp and caller, for the slog bridge.
+func runServer(f *flags, logger, base log.Logger) int {
 	level.Info(logger).Log("msg", "Starting "+program, "version", version.Info())
 	level.Info(logger).Log("msg", "Build context", "build_context", version.BuildContext())
 
@@ -183,7 +185,7 @@ func runServer(f *flags, logger log.Logger) int {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}
-	slogger := slog.New(sloggokit.NewGoKitHandler(logger, slogLevel(f.logLevel)))
+	slogger := slog.New(sloggokit.NewGoKitHandler(base, slogLevel(f.logLevel)))
 	done := make(chan error, 1)
 	go func() { done <- web.ListenAndServe(srv, f.web, slogger) }()
 

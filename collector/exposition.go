@@ -58,11 +58,11 @@ type exposed struct {
 type labelPair struct{ name, value string }
 
 // writeProbeMetrics writes the probe families of every item, each family
-// once with all its samples, and returns the first write error.
+// once with all its samples (and not at all without samples), and returns
+// the first write error.
 func writeProbeMetrics(w io.Writer, items []exposed) error {
 	e := &expoWriter{w: bufio.NewWriterSize(w, 32<<10)}
 	for _, f := range probeFamilies {
-		e.header(f)
 		for i := range items {
 			items[i].write(e, f)
 		}
@@ -159,6 +159,7 @@ func (h *hostOutcome) write(e *expoWriter, f *family, labels []labelPair) {
 type expoWriter struct {
 	w      *bufio.Writer
 	err    error
+	cur    *family     // the family whose header was written last
 	labels []labelPair // scratch
 	num    []byte      // scratch
 }
@@ -174,8 +175,13 @@ func (e *expoWriter) header(f *family) {
 }
 
 // sample writes one line: the family's name, the labels (sorted by name, as
-// a registry writes them) and the value.
+// a registry writes them) and the value; before a family's first sample, its
+// HELP and TYPE lines.
 func (e *expoWriter) sample(f *family, base []labelPair, v float64, extra ...labelPair) {
+	if e.cur != f {
+		e.header(f)
+		e.cur = f
+	}
 	e.labels = append(append(e.labels[:0], base...), extra...)
 	sortLabels(e.labels)
 	e.str(f.name)

@@ -226,6 +226,12 @@ func checkGolden(t *testing.T, name string, items []exposed) {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "# TYPE ") && (i+1 == len(lines) || strings.HasPrefix(lines[i+1], "#")) {
+			t.Errorf("%s: family without samples: %s", name, l)
+		}
+	}
 	g := textGatherer(b.Bytes())
 	if err := testutil.GatherAndCompare(g, f); err != nil {
 		t.Error(err)
