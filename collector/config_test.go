@@ -154,3 +154,30 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestPasswordFileReadAtProbeTime: rotating the password file needs no reload.
+func TestPasswordFileReadAtProbeTime(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pw, []byte("first\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := ParseConfig([]byte("modules:\n  m:\n    tls: implicit\n    auth: {username: u, password_file: pw}\n"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	password := c.Modules["m"].Options().Auth.Password
+	if got, err := password(); err != nil || got != "first" {
+		t.Fatalf("password = %q, %v", got, err)
+	}
+	if err := os.WriteFile(pw, []byte("second\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := password(); err != nil || got != "second" {
+		t.Errorf("after rotation password = %q, %v", got, err)
+	}
+	os.Remove(pw)
+	if _, err := password(); err == nil || strings.Contains(err.Error(), "second") {
+		t.Errorf("a missing file: err = %v", err)
+	}
+}

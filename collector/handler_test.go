@@ -305,3 +305,27 @@ func TestProbeHandlerGzip(t *testing.T) {
 		}
 	}
 }
+
+// TestCountersSurviveReload: a reload keeps the reply counters of the
+// targets that are still configured.
+func TestCountersSurviveReload(t *testing.T) {
+	busy := smtptest.Start(t, smtptest.Busy)
+	conf := testModules + "targets:\n  - target: " + busy.Addr + "\n"
+	e, reg := newTestExporter(t, conf, ExporterOptions{})
+	h := e.MetricsHandler(reg)
+	get(t, h, "/metrics", nil)
+	reloaded, err := ParseConfig([]byte(conf+"  - target: "+busy.Addr+"\n    module: rcpt\n"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.opts.Config.set(reloaded)
+	_, body := get(t, h, "/metrics", nil)
+	for _, want := range []string{
+		`probe_smtp_replies_total{class="4xx",module="default",target="` + busy.Addr + `"} 2`,
+		`probe_smtp_replies_total{class="4xx",module="rcpt",target="` + busy.Addr + `"} 1`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("after a reload /metrics lacks %q", want)
+		}
+	}
+}

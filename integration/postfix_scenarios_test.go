@@ -168,6 +168,10 @@ func TestPostfix(t *testing.T) {
 		if d, _ := metricValue(body, `probe_smtp_phase_duration_seconds{phase="banner"}`); d < 1.5 {
 			t.Errorf("banner took %.2fs: postscreen's 2s greet pause was not waited out", d)
 		}
+		// The probe command too; postscreen now knows the client (PASS OLD).
+		if exit, out := runProbeCLI(t, p.postscreen, "--module=postscreen", "--config.file="+conf); exit != 0 || !strings.Contains(out, "Probe succeeded") {
+			t.Errorf("probe command through postscreen: exit %d\n%s", exit, out)
+		}
 		log := p.maillog()
 		if strings.Contains(log, "PREGREET") || !strings.Contains(log, "PASS NEW [127.0.0.1]") {
 			t.Errorf("postscreen did not pass the probe cleanly after %s:\n%s", time.Since(start), grep(log, "postscreen"))
