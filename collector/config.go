@@ -174,16 +174,40 @@ func (t *StaticTarget) UnmarshalYAML(unmarshal func(any) error) error {
 	return nil
 }
 
+// lazyModule holds a module's YAML until its name is known, so that every
+// error in it can say which module it is in.
+type lazyModule struct{ unmarshal func(any) error }
+
+func (l *lazyModule) UnmarshalYAML(unmarshal func(any) error) error {
+	l.unmarshal = unmarshal
+	return nil
+}
+
+// rawConfig is Config with its modules not decoded yet.
+type rawConfig struct {
+	Modules     map[string]*lazyModule `yaml:"modules"`
+	Targets     []StaticTarget         `yaml:"targets"`
+	ProbePolicy ProbePolicy            `yaml:"probe_policy"`
+}
+
 // UnmarshalYAML decodes the whole file, then checks what spans sections.
 func (c *Config) UnmarshalYAML(unmarshal func(any) error) error {
-	type plain Config
-	if err := unmarshal((*plain)(c)); err != nil {
+	var raw rawConfig
+	if err := unmarshal(&raw); err != nil {
 		return err
 	}
-	for name, m := range c.Modules {
-		if m == nil {
-			return fmt.Errorf("module %q is empty", name)
+	c.Targets, c.ProbePolicy = raw.Targets, raw.ProbePolicy
+	c.Modules = make(map[string]*Module, len(raw.Modules))
+	for _, name := range sortedKeys(raw.Modules) {
+		lm := raw.Modules[name]
+		if lm == nil {
+			return fmt.Errorf("module %q is empty (write {} for all defaults)", name)
 		}
+		m := &Module{}
+		if err := lm.unmarshal(m); err != nil {
+			return fmt.Errorf("module %q: %w", name, err)
+		}
+		c.Modules[name] = m
 	}
 	seen := make(map[[2]string]bool, len(c.Targets))
 	for i := range c.Targets {
@@ -255,15 +279,12 @@ var unknownField = regexp.MustCompile(`field (\S+) not found in type \S+`)
 
 // friendlyYAMLError says "unknown key" where yaml names Go types.
 func friendlyYAMLError(err error) error {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
+	msg := unknownField.ReplaceAllString(err.Error(), `unknown key "$1"`)
+	msg = strings.ReplaceAll(msg, "yaml: unmarshal errors:", "invalid config:")
+	if msg == err.Error() {
 		return err
 	}
-	msgs := make([]string, len(te.Errors))
-	for i, m := range te.Errors {
-		msgs[i] = unknownField.ReplaceAllString(m, `unknown key "$1"`)
-	}
-	return errors.New("invalid config:\n  " + strings.Join(msgs, "\n  "))
+	return errors.New(msg)
 }
 
 // compile builds the module's smtp.Options: the TLS config (CA and client

@@ -262,7 +262,7 @@ func escapeLabel(s string) string {
 }
 
 // sortedKeys returns a map's keys in order.
-func sortedKeys(m map[string]string) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
