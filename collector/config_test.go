@@ -40,6 +40,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		"bad-mx-success.yml":         `config testdata/config/bad-mx-success.yml: module "mx": mx_success "most": want all, any or primary`,
 		"not-yaml.yml":               "config testdata/config/not-yaml.yml: yaml: line 1: did not find expected node content",
 		"missing.yml":                "reading config: open testdata/config/missing.yml: no such file or directory",
+		"null-module.yml":            `config testdata/config/null-module.yml: module "default" is empty (write {} for all defaults)`,
 	}
 	for file, want := range tests {
 		t.Run(file, func(t *testing.T) {
