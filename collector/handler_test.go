@@ -39,6 +39,19 @@ modules:
     auth: {username: monitor, password: sup3r-s3cret}
 `
 
+// set puts c in place without reading a file, as a successful reload does.
+func (sc *SafeConfig) set(c *Config) {
+	sc.mu.Lock()
+	sc.c = c
+	onLoad := sc.onLoad
+	sc.mu.Unlock()
+	if onLoad != nil {
+		onLoad(c)
+	}
+	sc.success.Set(1)
+	sc.seconds.SetToCurrentTime()
+}
+
 // newTestExporter returns an exporter on the given config text.
 func newTestExporter(t *testing.T, conf string, o ExporterOptions) (*Exporter, *prometheus.Registry) {
 	t.Helper()

@@ -2,7 +2,6 @@ package collector
 
 import (
 	"sync"
-	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -75,13 +74,4 @@ func (sc *SafeConfig) Reload(path string, logger log.Logger) error {
 	sc.seconds.SetToCurrentTime()
 	level.Info(logger).Log("msg", "Loaded config file", "file", path, "modules", len(c.Modules), "targets", len(c.Targets))
 	return nil
-}
-
-// set puts c in place without reading a file (tests).
-func (sc *SafeConfig) set(c *Config) {
-	sc.mu.Lock()
-	sc.c = c
-	sc.mu.Unlock()
-	sc.success.Set(1)
-	sc.seconds.Set(float64(time.Now().Unix()))
 }

@@ -23,16 +23,6 @@ type Zone struct {
 type Server struct {
 	// Addr is "127.0.0.1:port".
 	Addr string
-
-	mu        sync.Mutex
-	questions []string
-}
-
-// Questions returns the questions asked so far, as "name. TYPE".
-func (s *Server) Questions() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.questions...)
 }
 
 // Start serves zone until the test ends.
@@ -62,9 +52,6 @@ func Start(t testing.TB, zone Zone) *Server {
 		m.Authoritative = true
 		for _, q := range req.Question {
 			key := strings.ToLower(q.Name) + " " + dns.TypeToString[q.Qtype]
-			s.mu.Lock()
-			s.questions = append(s.questions, key)
-			s.mu.Unlock()
 			for _, nx := range zone.NXDomain {
 				if strings.EqualFold(nx, q.Name) {
 					m.Rcode = dns.RcodeNameError
