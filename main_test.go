@@ -159,7 +159,7 @@ func TestServerSIGTERM(t *testing.T) {
 	}
 	got := make(chan answer, 1)
 	go func() {
-		resp, err := http.Get(e.Base + "/probe?target=" + tarpit.Addr)
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(e.Base + "/probe?target=" + tarpit.Addr)
 		if err != nil {
 			got <- answer{err: err}
 			return
@@ -168,8 +168,10 @@ func TestServerSIGTERM(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		got <- answer{code: resp.StatusCode, body: string(b)}
 	}()
-	for tarpit.Accepted.Load() == 0 {
-		time.Sleep(10 * time.Millisecond)
+	for deadline := time.Now().Add(5 * time.Second); tarpit.Accepted.Load() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the probe never reached the tarpit")
+		}
 	}
 	e.Cmd.Process.Signal(syscall.SIGTERM)
 	a := <-got

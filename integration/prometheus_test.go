@@ -286,7 +286,7 @@ scrape_configs:
 
 // promQuery runs an instant query and returns the first sample's value.
 func promQuery(t *testing.T, addr, query string) (float64, bool) {
-	resp, err := http.Get("http://" + addr + "/api/v1/query?" + url.Values{"query": {query}}.Encode())
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + addr + "/api/v1/query?" + url.Values{"query": {query}}.Encode())
 	if err != nil {
 		return 0, false
 	}

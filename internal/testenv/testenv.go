@@ -78,6 +78,10 @@ func FreeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
+// client bounds every request a test makes, so a hung exporter fails the
+// test instead of hanging it.
+var client = &http.Client{Timeout: 30 * time.Second}
+
 // Exporter is the exporter binary running in the background.
 type Exporter struct {
 	Cmd  *exec.Cmd
@@ -118,7 +122,7 @@ func StartExporter(t testing.TB, bin string, args ...string) *Exporter {
 	})
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if resp, err := http.Get(e.Base + "/-/healthy"); err == nil {
+		if resp, err := client.Get(e.Base + "/-/healthy"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return e
@@ -153,7 +157,7 @@ func (e *Exporter) Post(t testing.TB, path string) (int, string) {
 func (e *Exporter) do(t testing.TB, method, path string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, e.Base+path, nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
