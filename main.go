@@ -45,6 +45,7 @@ func main() {
 // flags holds the command line.
 type flags struct {
 	configFile, logLevel, logFormat string
+	configFileSet                   bool
 	configCheck, staticOnly         bool
 	timeoutOffset                   float64
 	maxInFlight, staticConcurrency  int
@@ -60,7 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Version(version.Print(program))
 	app.HelpFlag.Short('h')
 	var f flags
-	app.Flag("config.file", "SMTP exporter configuration file.").Default("smtp_exporter.yml").StringVar(&f.configFile)
+	app.Flag("config.file", "SMTP exporter configuration file.").Default("smtp_exporter.yml").IsSetByUser(&f.configFileSet).StringVar(&f.configFile)
 	app.Flag("config.check", "Validate the configuration file, print what is wrong, and exit (non-zero on error).").BoolVar(&f.configCheck)
 	app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").Default("info").EnumVar(&f.logLevel, "debug", "info", "warn", "error")
 	app.Flag("log.format", "Output format of log messages. One of: [logfmt, json]").Default("logfmt").EnumVar(&f.logFormat, "logfmt", "json")
@@ -126,10 +127,15 @@ func slogLevel(lvl string) slog.Level {
 	return slog.LevelInfo
 }
 
-// runProbe is the one-shot probe command.
+// runProbe is the one-shot probe command. Without --config.file and without
+// the default file, it probes with the built-in default module, as a
+// telnet test would.
 func runProbe(f *flags, stdout, stderr io.Writer) int {
-	conf, err := collector.LoadConfig(f.configFile)
-	if err != nil {
+	var conf *collector.Config
+	if _, err := os.Stat(f.configFile); err != nil && !f.configFileSet && errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(stderr, "%s: no %s here: probing with the built-in default module (EHLO..QUIT)\n", program, f.configFile)
+		conf = collector.DefaultConfig()
+	} else if conf, err = collector.LoadConfig(f.configFile); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", program, err)
 		return exitUsage
 	}

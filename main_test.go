@@ -41,6 +41,21 @@ func TestConfigCheck(t *testing.T) {
 	}
 }
 
+// TestProbeCommandWithoutConfig: with no --config.file and no
+// smtp_exporter.yml, the probe command uses the built-in default module.
+func TestProbeCommandWithoutConfig(t *testing.T) {
+	ok := smtptest.Start(t, smtptest.OK)
+	t.Chdir(t.TempDir())
+	code, out, errOut := runCLI("probe", ok.Addr)
+	if code != 0 || !strings.Contains(out, "C: EHLO ") || !strings.Contains(out, "Probe succeeded") || !strings.Contains(errOut, "built-in default module") {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	// An explicit file that is missing stays an error.
+	if code, _, errOut := runCLI("probe", ok.Addr, "--config.file=smtp_exporter.yml"); code != 3 || !strings.Contains(errOut, "no such file") {
+		t.Errorf("explicit missing file: exit %d, %q", code, errOut)
+	}
+}
+
 func TestProbeCommand(t *testing.T) {
 	ok := smtptest.Start(t, smtptest.OK)
 	busy := smtptest.Start(t, smtptest.Busy)

@@ -230,6 +230,16 @@ func (c *Config) UnmarshalYAML(unmarshal func(any) error) error {
 	return c.ProbePolicy.compile()
 }
 
+// DefaultConfig is the configuration used when there is no file: one
+// module, "default", with every default (EHLO..QUIT on port 25).
+func DefaultConfig() *Config {
+	c, err := ParseConfig([]byte("modules:\n  "+DefaultModuleName+": {}\n"), ".")
+	if err != nil {
+		panic(err) // a constant that always parses
+	}
+	return c
+}
+
 // LoadConfig reads, decodes (strictly: unknown keys are errors) and compiles
 // a config file. Relative file names in it (ca_file, cert_file, key_file,
 // password_file) are taken relative to the file's directory.
