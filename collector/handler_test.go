@@ -39,19 +39,6 @@ modules:
     auth: {username: monitor, password: sup3r-s3cret}
 `
 
-// set puts c in place without reading a file, as a successful reload does.
-func (sc *SafeConfig) set(c *Config) {
-	sc.mu.Lock()
-	sc.c = c
-	onLoad := sc.onLoad
-	sc.mu.Unlock()
-	if onLoad != nil {
-		onLoad(c)
-	}
-	sc.success.Set(1)
-	sc.seconds.SetToCurrentTime()
-}
-
 // newTestExporter returns an exporter on the given config text.
 func newTestExporter(t *testing.T, conf string, o ExporterOptions) (*Exporter, *prometheus.Registry) {
 	t.Helper()
@@ -61,7 +48,7 @@ func newTestExporter(t *testing.T, conf string, o ExporterOptions) (*Exporter, *
 	}
 	reg := prometheus.NewRegistry()
 	sc := NewSafeConfig(reg)
-	sc.set(c)
+	sc.apply(c)
 	o.Config = sc
 	if o.MaxInFlight == 0 {
 		o.MaxInFlight = 100
@@ -331,7 +318,7 @@ func TestCountersSurviveReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.opts.Config.set(reloaded)
+	e.opts.Config.apply(reloaded)
 	_, body := get(t, h, "/metrics", nil)
 	for _, want := range []string{
 		`probe_smtp_replies_total{class="4xx",module="default",target="` + busy.Addr + `"} 2`,

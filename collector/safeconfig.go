@@ -63,6 +63,14 @@ func (sc *SafeConfig) Reload(path string, logger log.Logger) error {
 		level.Error(logger).Log("msg", "Error loading config, keeping the old one", "file", path, "err", err)
 		return err
 	}
+	sc.apply(c)
+	level.Info(logger).Log("msg", "Loaded config file", "file", path, "modules", len(c.Modules), "targets", len(c.Targets))
+	return nil
+}
+
+// apply puts c in place, tells the OnLoad function, and records a
+// successful reload.
+func (sc *SafeConfig) apply(c *Config) {
 	sc.mu.Lock()
 	sc.c = c
 	onLoad := sc.onLoad
@@ -72,6 +80,4 @@ func (sc *SafeConfig) Reload(path string, logger log.Logger) error {
 	}
 	sc.success.Set(1)
 	sc.seconds.SetToCurrentTime()
-	level.Info(logger).Log("msg", "Loaded config file", "file", path, "modules", len(c.Modules), "targets", len(c.Targets))
-	return nil
 }
