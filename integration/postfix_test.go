@@ -1,14 +1,7 @@
 package integration
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -20,6 +13,7 @@ import (
 	"time"
 
 	"github.com/smtp-exporter/smtp_exporter/internal/testenv"
+	"github.com/smtp-exporter/smtp_exporter/internal/testpki"
 )
 
 // Test accounts and addresses of the private Postfix.
@@ -36,7 +30,7 @@ type postfix struct {
 	dir string
 	// the listeners
 	plain, implicit, submission, small, postscreen string
-	caFile                                         string
+	caFile, certFile, keyFile                      string
 	certNotAfter                                   time.Time // the server certificate's expiry
 }
 
@@ -75,7 +69,9 @@ func startPostfix(t *testing.T) *postfix {
 	chown(t, filepath.Join(dir, "data"), pf)
 	chown(t, filepath.Join(dir, "mail"), nobody)
 
-	p.caFile, p.certNotAfter = writeTestPKI(t, filepath.Join(dir, "tls"))
+	pki := testpki.New(t, time.Now().Add(-time.Hour), time.Now().Add(7*24*time.Hour), "mx.probe.test", "127.0.0.1")
+	p.caFile, p.certFile, p.keyFile = pki.WriteFiles(t, filepath.Join(dir, "tls"))
+	p.certNotAfter = pki.Leaf.NotAfter
 	p.plain, p.implicit, p.submission, p.small, p.postscreen =
 		testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)
 
@@ -125,8 +121,8 @@ virtual_uid_maps = static:%[2]s
 virtual_gid_maps = static:%[2]s
 smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
 smtpd_recipient_restrictions = check_recipient_access inline:{ {reject@probe.test=550 5.1.1 No such user here}, {defer@probe.test=450 4.2.0 Mailbox busy, try again later} }
-smtpd_tls_cert_file = %[1]s/tls/server.pem
-smtpd_tls_key_file = %[1]s/tls/server.key
+smtpd_tls_cert_file = %[1]s/tls/cert.pem
+smtpd_tls_key_file = %[1]s/tls/key.pem
 smtpd_tls_security_level = may
 smtpd_sasl_type = dovecot
 smtpd_sasl_path = %[1]s/dovecot/auth/auth
@@ -303,35 +299,6 @@ func (p *postfix) stopDovecot() {
 	for alive(pid) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// writeTestPKI writes a CA and a server certificate for mx.probe.test and
-// 127.0.0.1, and returns the CA file and the server certificate's expiry.
-func writeTestPKI(t *testing.T, dir string) (string, time.Time) {
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "smtp_exporter integration CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(30 * 24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "mx.probe.test"},
-		DNSNames: []string{"mx.probe.test"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(7 * 24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalECPrivateKey(key)
-	write(t, filepath.Join(dir, "server.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	write(t, filepath.Join(dir, "server.key"), string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})))
-	caFile := filepath.Join(dir, "ca.pem")
-	write(t, caFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})))
-	return caFile, tmpl.NotAfter
 }
 
 func write(t *testing.T, path, content string) {

@@ -49,12 +49,12 @@ func TestAuth(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srv := newFakeServer(t, "tcp4", script(pki.server, append(append([]string{}, pre...), tc.steps...)...))
+			srv := newFakeServer(t, "tcp4", script(pki.Server, append(append([]string{}, pre...), tc.steps...)...))
 			var mu sync.Mutex
 			var transcript strings.Builder
 			opts := baseOptions()
 			opts.TLS = TLSStartTLS
-			opts.TLSConfig = &tls.Config{RootCAs: pki.pool}
+			opts.TLSConfig = &tls.Config{RootCAs: pki.Pool}
 			opts.Auth = &Auth{Username: testUser, Password: func() (string, error) { return testPassword, nil }, Mechanism: tc.mechanism}
 			opts.Transcript = func(l TranscriptLine) { mu.Lock(); transcript.WriteString(l.String() + "\n"); mu.Unlock() }
 			res, err := probeFake(t, srv, opts, 5*time.Second)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/smtp-exporter/smtp_exporter/internal/testpki"
 )
 
 // TestPhaseOutcomeMatrix runs every phase of a full dialog (banner, EHLO,
@@ -73,7 +75,7 @@ func TestPhaseOutcomeMatrix(t *testing.T) {
 						steps = append(steps, "SLEEP 1s")
 					}
 				}
-				srv := newFakeServer(t, "tcp4", script(pki.server, steps...))
+				srv := newFakeServer(t, "tcp4", script(pki.Server, steps...))
 				opts := baseOptions()
 				opts.TLS, opts.TLSConfig = TLSStartTLS, tlsConfigWithRoots(pki)
 				opts.Auth = &Auth{Username: "u", Password: func() (string, error) { return "p", nil }, Mechanism: "PLAIN"}
@@ -106,8 +108,8 @@ func TestPhaseOutcomeMatrix(t *testing.T) {
 	}
 }
 
-func tlsConfigWithRoots(pki *testPKI) *tls.Config {
-	return &tls.Config{RootCAs: pki.pool}
+func tlsConfigWithRoots(pki *testpki.PKI) *tls.Config {
+	return &tls.Config{RootCAs: pki.Pool}
 }
 
 // sameSkippingBody compares what the client sent with what it should have,

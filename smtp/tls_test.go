@@ -1,74 +1,28 @@
 package smtp
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
-	"net"
 	"testing"
 	"time"
+
+	"github.com/smtp-exporter/smtp_exporter/internal/testpki"
 )
 
-// testPKI is a CA and a server certificate for 127.0.0.1 and localhost.
-type testPKI struct {
-	pool   *x509.CertPool
-	server *tls.Config
-	leaf   *x509.Certificate
-}
-
-func newTestPKI(t testing.TB, notBefore, notAfter time.Time) *testPKI {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "smtp_exporter test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
-		NotBefore: notBefore, NotAfter: notAfter,
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	return &testPKI{
-		pool:   pool,
-		leaf:   leaf,
-		server: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der, caDER}, PrivateKey: key, Leaf: leaf}}},
-	}
-}
-
-func validPKI(t testing.TB) *testPKI {
-	return newTestPKI(t, time.Now().Add(-time.Hour), time.Now().Add(12*time.Hour))
-}
+// validPKI is a test CA and a server certificate for 127.0.0.1, ::1 and
+// localhost, valid for 12 hours.
+func validPKI(t testing.TB) *testpki.PKI { return testpki.Valid(t, "localhost", "127.0.0.1", "::1") }
 
 const ehloTLS = "S: 250-mx.test\n250-SIZE 1000\n250 STARTTLS"
 const ehloAfterTLS = "S: 250-mx.test\n250-SIZE 2000\n250 AUTH PLAIN LOGIN CRAM-MD5"
 
 func TestStartTLS(t *testing.T) {
 	pki := validPKI(t)
-	srv := newFakeServer(t, "tcp4", script(pki.server, "S: 220 mx.test", "C: EHLO probe.test", ehloTLS, "C: STARTTLS", "S: 220 2.0.0 go ahead", "TLS",
+	srv := newFakeServer(t, "tcp4", script(pki.Server, "S: 220 mx.test", "C: EHLO probe.test", ehloTLS, "C: STARTTLS", "S: 220 2.0.0 go ahead", "TLS",
 		"C: EHLO probe.test", ehloAfterTLS, "C: QUIT", "S: 221 bye"))
 	opts := baseOptions()
 	opts.TLS = TLSStartTLS
-	opts.TLSConfig = &tls.Config{RootCAs: pki.pool}
+	opts.TLSConfig = &tls.Config{RootCAs: pki.Pool}
 	res, err := probeFake(t, srv, opts, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -83,8 +37,8 @@ func TestStartTLS(t *testing.T) {
 	if s == nil || !s.HandshakeComplete || !s.Verified || s.VerifyError != nil || s.VersionName() != "TLS 1.3" {
 		t.Fatalf("tls state = %+v", s)
 	}
-	if !s.EarliestExpiry().Equal(pki.leaf.NotAfter) {
-		t.Errorf("earliest expiry %s, want the leaf's %s", s.EarliestExpiry(), pki.leaf.NotAfter)
+	if !s.EarliestExpiry().Equal(pki.Leaf.NotAfter) {
+		t.Errorf("earliest expiry %s, want the leaf's %s", s.EarliestExpiry(), pki.Leaf.NotAfter)
 	}
 	if size, _ := res.MessageSizeLimit(); size != 2000 {
 		t.Errorf("size = %d: want the post-STARTTLS EHLO's 2000", size)
@@ -95,11 +49,11 @@ func TestStartTLS(t *testing.T) {
 }
 
 func TestTLSFailures(t *testing.T) {
-	expired := newTestPKI(t, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
+	expired := testpki.New(t, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour), "localhost", "127.0.0.1")
 	valid := validPKI(t)
 	tests := []struct {
 		name       string
-		pki        *testPKI
+		pki        *testpki.PKI
 		roots      bool
 		skipVerify bool
 		steps      []string
@@ -128,7 +82,7 @@ func TestTLSFailures(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srv := newFakeServer(t, "tcp4", script(tc.pki.server, tc.steps...))
+			srv := newFakeServer(t, "tcp4", script(tc.pki.Server, tc.steps...))
 			opts := baseOptions()
 			opts.TLS = TLSStartTLS
 			if tc.implicit {
@@ -136,7 +90,7 @@ func TestTLSFailures(t *testing.T) {
 			}
 			opts.TLSConfig = &tls.Config{InsecureSkipVerify: tc.skipVerify}
 			if tc.roots {
-				opts.TLSConfig.RootCAs = tc.pki.pool
+				opts.TLSConfig.RootCAs = tc.pki.Pool
 			}
 			start := time.Now()
 			res, err := probeFake(t, srv, opts, 3*time.Second)
@@ -157,8 +111,8 @@ func TestTLSFailures(t *testing.T) {
 				if res.TLS == nil || len(res.TLS.PeerCertificates) == 0 {
 					t.Fatalf("no certificates recorded: %+v", res.TLS)
 				}
-				if !res.TLS.EarliestExpiry().Equal(tc.pki.leaf.NotAfter) {
-					t.Errorf("expiry = %s, want %s", res.TLS.EarliestExpiry(), tc.pki.leaf.NotAfter)
+				if !res.TLS.EarliestExpiry().Equal(tc.pki.Leaf.NotAfter) {
+					t.Errorf("expiry = %s, want %s", res.TLS.EarliestExpiry(), tc.pki.Leaf.NotAfter)
 				}
 				if tc.wantPhase != "" && (res.TLS.Verified || res.TLS.VerifyError == nil) {
 					t.Errorf("verified = %t, error = %v", res.TLS.Verified, res.TLS.VerifyError)
@@ -173,10 +127,10 @@ func TestTLSFailures(t *testing.T) {
 
 func TestImplicitTLS(t *testing.T) {
 	pki := validPKI(t)
-	srv := newFakeServer(t, "tcp4", script(pki.server, "TLS", "S: 220 mx.test", "C: EHLO probe.test", ehloAfterTLS, "C: QUIT", "S: 221 bye"))
+	srv := newFakeServer(t, "tcp4", script(pki.Server, "TLS", "S: 220 mx.test", "C: EHLO probe.test", ehloAfterTLS, "C: QUIT", "S: 221 bye"))
 	opts := baseOptions()
 	opts.TLS = TLSImplicit
-	opts.TLSConfig = &tls.Config{RootCAs: pki.pool, ServerName: "localhost"}
+	opts.TLSConfig = &tls.Config{RootCAs: pki.Pool, ServerName: "localhost"}
 	res, err := probeFake(t, srv, opts, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
