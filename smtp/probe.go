@@ -258,31 +258,26 @@ func (p *prober) quit() *Error {
 }
 
 // politeQuit sends QUIT after a failure, so the server does not count the
-// probe as an aborted session, within QuitBudget and the probe's deadline.
+// probe as an aborted session, within QuitBudget and never past the probe's
+// deadline or after its cancellation.
 func (p *prober) politeQuit(failure *Error) {
-	if failure.Phase == PhaseQuit {
-		return
-	}
-	switch failure.Reason {
-	case Reason4xx, Reason5xx, ReasonUnsupported, ReasonExpectation:
-	case ReasonProtocol:
-		// The stream is out of step: say goodbye without waiting for an answer.
-		p.conn.SetWriteDeadline(time.Now().Add(QuitBudget))
-		p.emit(Client, "QUIT")
-		_, _ = p.conn.Write([]byte("QUIT\r\n"))
-		return
-	default:
+	if failure.Phase == PhaseQuit || p.ctx.Err() != nil {
 		return
 	}
 	deadline := time.Now().Add(QuitBudget)
 	if d, _ := p.ctx.Deadline(); d.Before(deadline) {
 		deadline = d
 	}
-	if time.Until(deadline) <= 0 {
-		return
+	switch failure.Reason {
+	case Reason4xx, Reason5xx, ReasonUnsupported, ReasonExpectation:
+		p.conn.SetDeadline(deadline)
+		_, _ = p.cmd(PhaseQuit, "QUIT", "") // best effort; the failure stands
+	case ReasonProtocol:
+		// The stream is out of step: say goodbye without waiting for an answer.
+		p.conn.SetWriteDeadline(deadline)
+		p.emit(Client, "QUIT")
+		_, _ = p.conn.Write([]byte("QUIT\r\n"))
 	}
-	p.conn.SetDeadline(deadline)
-	_, _ = p.cmd(PhaseQuit, "QUIT", "") // best effort; the failure stands
 }
 
 // check judges a reply: done is true when the phase carries an expectation
