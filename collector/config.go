@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -266,12 +265,7 @@ func ParseConfig(data []byte, dir string) (*Config, error) {
 	if len(c.Modules) == 0 {
 		return nil, errors.New("no modules defined")
 	}
-	names := make([]string, 0, len(c.Modules))
-	for name := range c.Modules {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
+	for _, name := range sortedKeys(c.Modules) {
 		m := c.Modules[name]
 		m.TLSConfig.SetDirectory(dir)
 		if m.Auth != nil && m.Auth.PasswordFile != "" {
