@@ -18,7 +18,6 @@ import (
 type family struct {
 	name, help string
 	counter    bool
-	perHost    bool // with mx_lookup, carries mx and preference
 }
 
 // The probe metric families, in the order they are written (by name, as a
@@ -26,19 +25,19 @@ type family struct {
 var (
 	famDNSLookup     = &family{name: "probe_dns_lookup_time_seconds", help: "How long name resolution took (the MX lookup with mx_lookup)."}
 	famDuration      = &family{name: "probe_duration_seconds", help: "How long the whole probe took."}
-	famIPProtocol    = &family{name: "probe_ip_protocol", help: "The IP protocol of the address dialled: 4 or 6 (0 if none was).", perHost: true}
-	famExtension     = &family{name: "probe_smtp_extension_info", help: "1 for each EHLO keyword the server advertised (after STARTTLS when TLS was started).", perHost: true}
-	famFailure       = &family{name: "probe_smtp_failure_info", help: "1 when the probe failed: the phase it failed in and why.", perHost: true}
-	famLastEnhanced  = &family{name: "probe_smtp_last_enhanced_status_info", help: "The RFC 3463 enhanced status code of the reply that decided the probe.", perHost: true}
-	famLastReplyCode = &family{name: "probe_smtp_last_reply_code", help: "The code of the reply that decided the probe: the failing reply, or the reply to QUIT; 0 if none came.", perHost: true}
-	famSizeLimit     = &family{name: "probe_smtp_message_size_limit_bytes", help: "The message size limit the server advertised with SIZE.", perHost: true}
+	famIPProtocol    = &family{name: "probe_ip_protocol", help: "The IP protocol of the address dialled: 4 or 6 (0 if none was)."}
+	famExtension     = &family{name: "probe_smtp_extension_info", help: "1 for each EHLO keyword the server advertised (after STARTTLS when TLS was started)."}
+	famFailure       = &family{name: "probe_smtp_failure_info", help: "1 when the probe failed: the phase it failed in and why."}
+	famLastEnhanced  = &family{name: "probe_smtp_last_enhanced_status_info", help: "The RFC 3463 enhanced status code of the reply that decided the probe."}
+	famLastReplyCode = &family{name: "probe_smtp_last_reply_code", help: "The code of the reply that decided the probe: the failing reply, or the reply to QUIT; 0 if none came."}
+	famSizeLimit     = &family{name: "probe_smtp_message_size_limit_bytes", help: "The message size limit the server advertised with SIZE."}
 	famMXHosts       = &family{name: "probe_smtp_mx_hosts", help: "How many MX hosts the domain's lookup returned."}
-	famPhaseDuration = &family{name: "probe_smtp_phase_duration_seconds", help: "How long each phase of the dialog took.", perHost: true}
-	famReplies       = &family{name: "probe_smtp_replies_total", help: "Replies received from this target with this module since the exporter started, by class.", counter: true, perHost: true}
-	famReplyCode     = &family{name: "probe_smtp_reply_code", help: "The reply code received in each phase of the dialog.", perHost: true}
-	famCertExpiry    = &family{name: "probe_ssl_earliest_cert_expiry", help: "The earliest expiry, as a unix time, of the certificates the server sent.", perHost: true}
+	famPhaseDuration = &family{name: "probe_smtp_phase_duration_seconds", help: "How long each phase of the dialog took."}
+	famReplies       = &family{name: "probe_smtp_replies_total", help: "Replies received from this target with this module since the exporter started, by class.", counter: true}
+	famReplyCode     = &family{name: "probe_smtp_reply_code", help: "The reply code received in each phase of the dialog."}
+	famCertExpiry    = &family{name: "probe_ssl_earliest_cert_expiry", help: "The earliest expiry, as a unix time, of the certificates the server sent."}
 	famSuccess       = &family{name: "probe_success", help: "1 if every step of the SMTP dialog got the reply it needed, else 0."}
-	famTLSVersion    = &family{name: "probe_tls_version_info", help: "The TLS version negotiated.", perHost: true}
+	famTLSVersion    = &family{name: "probe_tls_version_info", help: "The TLS version negotiated."}
 
 	probeFamilies = []*family{famDNSLookup, famDuration, famIPProtocol, famExtension, famFailure, famLastEnhanced,
 		famLastReplyCode, famSizeLimit, famMXHosts, famPhaseDuration, famReplies, famReplyCode, famCertExpiry,
@@ -70,7 +69,8 @@ func writeProbeMetrics(w io.Writer, items []exposed) error {
 	return e.flush()
 }
 
-// write emits the item's samples of family f.
+// write emits the item's samples of family f: the probe-wide families here,
+// the others once per host (with mx and preference labels under mx_lookup).
 func (x *exposed) write(e *expoWriter, f *family) {
 	o := x.o
 	switch f {
