@@ -180,7 +180,7 @@ func runServer(f *flags, logger, base log.Logger) int {
 		}
 	}()
 
-	mux, err := routes(exp, sc, reg, reload, logger)
+	mux, err := routes(exp, sc, reg, reload)
 	if err != nil {
 		level.Error(logger).Log("msg", "Cannot build the landing page", "err", err)
 		return 1
@@ -226,7 +226,7 @@ func maxModuleTimeout(c *collector.Config) time.Duration {
 }
 
 // routes wires the endpoints.
-func routes(exp *collector.Exporter, sc *collector.SafeConfig, reg *prometheus.Registry, reload func() error, logger log.Logger) (*http.ServeMux, error) {
+func routes(exp *collector.Exporter, sc *collector.SafeConfig, reg *prometheus.Registry, reload func() error) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/probe", exp.ProbeHandler())
 	mux.Handle("/metrics", exp.MetricsHandler(reg))
