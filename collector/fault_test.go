@@ -3,6 +3,7 @@ package collector
 import (
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -104,13 +105,12 @@ modules:
 					failed.Add(1)
 					continue
 				}
-				body := make([]byte, 64<<10)
-				n, _ := readAll(resp, body)
+				body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 				resp.Body.Close()
 				if time.Since(t0) > 6*time.Second {
 					slow.Add(1)
 				}
-				text := string(body[:n])
+				text := string(body)
 				if resp.StatusCode != http.StatusOK || !strings.Contains(text, "probe_success 0\n") {
 					failed.Add(1)
 					continue
@@ -140,18 +140,6 @@ modules:
 	client.CloseIdleConnections()
 	srv.CloseClientConnections()
 	settle(t, goroutines, fds)
-}
-
-func readAll(resp *http.Response, buf []byte) (int, error) {
-	n := 0
-	for n < len(buf) {
-		m, err := resp.Body.Read(buf[n:])
-		n += m
-		if err != nil {
-			return n, nil
-		}
-	}
-	return n, nil
 }
 
 // TestFloodKeepsExporterResponsive floods /probe with tarpit targets: the

@@ -271,7 +271,7 @@ scrape_configs:
 		var got float64
 		var ok bool
 		for {
-			got, ok = promQuery(t, promAddr, c.query)
+			got, ok = promQuery(promAddr, c.query)
 			if ok && got == c.want {
 				break
 			}
@@ -285,7 +285,7 @@ scrape_configs:
 }
 
 // promQuery runs an instant query and returns the first sample's value.
-func promQuery(t *testing.T, addr, query string) (float64, bool) {
+func promQuery(addr, query string) (float64, bool) {
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + addr + "/api/v1/query?" + url.Values{"query": {query}}.Encode())
 	if err != nil {
 		return 0, false

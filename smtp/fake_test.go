@@ -189,7 +189,3 @@ func phases(r *Result) string {
 	}
 	return strings.Join(names, " ")
 }
-
-func contextWithTimeout(t testing.TB, d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), d)
-}

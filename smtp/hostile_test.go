@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -99,7 +100,7 @@ func TestHTTPServers(t *testing.T) {
 	silent := httptest.NewServer(http.NotFoundHandler())
 	defer silent.Close()
 	addr := silent.Listener.Addr().(*net.TCPAddr)
-	ctx, cancel := contextWithTimeout(t, 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	_, err := Probe(ctx, "127.0.0.1", uint16(addr.Port), baseOptions())
 	var perr *Error

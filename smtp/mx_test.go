@@ -96,7 +96,7 @@ func TestProbeMX(t *testing.T) {
 	})
 	t.Run("the address policy applies to every exchanger", func(t *testing.T) {
 		o := *opts
-		o.CheckAddr = func(host string, a netip.Addr) error {
+		o.CheckAddr = func(_ string, a netip.Addr) error {
 			if a.Is6() {
 				return errors.New("no IPv6 here")
 			}
