@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"slices"
 	"strconv"
 	"time"
 
@@ -41,9 +42,7 @@ type phaseSummary struct {
 func newHostOutcome(res *smtp.Result) hostOutcome {
 	h := hostOutcome{res: res, extensions: sortedKeys(res.Extensions)}
 	for _, p := range res.Phases {
-		i := len(h.phases) - 1
-		for ; i >= 0 && h.phases[i].phase != p.Phase; i-- {
-		}
+		i := slices.IndexFunc(h.phases, func(s phaseSummary) bool { return s.phase == p.Phase })
 		if i < 0 {
 			h.phases = append(h.phases, phaseSummary{phase: p.Phase})
 			i = len(h.phases) - 1
