@@ -79,11 +79,8 @@ func (m *MXResult) Success(mode string) bool {
 // Transcript lines of each host carry its name in TranscriptLine.Host.
 func ProbeMX(ctx context.Context, domain string, port uint16, opts *Options, maxHosts int) *MXResult {
 	start := time.Now()
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
-		defer cancel()
-	}
+	ctx, cancel := withDefaultDeadline(ctx)
+	defer cancel()
 	res := &MXResult{Domain: domain}
 	defer func() { res.Duration = time.Since(start) }()
 	emit := func(format string, args ...any) {

@@ -19,11 +19,8 @@ import (
 // failed, and nil on success. Invalid options fail before anything is dialled.
 func Probe(ctx context.Context, host string, port uint16, opts *Options) (*Result, error) {
 	res := &Result{Host: host, Port: port}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
-		defer cancel()
-	}
+	ctx, cancel := withDefaultDeadline(ctx)
+	defer cancel()
 	p := &prober{ctx: ctx, opts: opts, res: res, start: time.Now()}
 	err := p.run()
 	res.Duration = time.Since(p.start)
@@ -33,6 +30,14 @@ func Probe(ctx context.Context, host string, port uint16, opts *Options) (*Resul
 		return res, err
 	}
 	return res, nil
+}
+
+// withDefaultDeadline gives ctx a DefaultTimeout deadline when it has none.
+func withDefaultDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, DefaultTimeout)
 }
 
 // prober holds the state of one probe.
