@@ -36,13 +36,9 @@ func writeReport(w io.Writer, t *transcript, o *outcome) {
 
 	var explained []string
 	for _, h := range o.hosts {
-		prefix := ""
-		if h.name != "" {
-			prefix = "[" + h.name + "] "
-		}
 		for _, p := range h.res.Phases {
 			if p.Reply != nil && p.Reply.Class() != 2 {
-				explained = append(explained, prefix+string(p.Phase)+": "+smtp.Explain(p.Reply))
+				explained = append(explained, h.tag()+string(p.Phase)+": "+smtp.Explain(p.Reply))
 			}
 		}
 	}
@@ -64,11 +60,15 @@ func writeReport(w io.Writer, t *transcript, o *outcome) {
 	}
 	for _, h := range o.hosts {
 		if e := h.res.Err; e != nil {
-			who := ""
-			if h.name != "" {
-				who = "[" + h.name + "] "
-			}
-			fmt.Fprintln(w, "  "+who+strings.TrimSpace(smtp.ExplainFailure(e)))
+			fmt.Fprintln(w, "  "+h.tag()+strings.TrimSpace(smtp.ExplainFailure(e)))
 		}
 	}
+}
+
+// tag is "[mx1.example.org] " for an exchanger of an MX probe, else "".
+func (h *hostOutcome) tag() string {
+	if h.name == "" {
+		return ""
+	}
+	return "[" + h.name + "] "
 }
