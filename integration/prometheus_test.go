@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -195,32 +196,12 @@ func TestPrometheusScrapesExporter(t *testing.T) {
   evaluation_interval: 1s
 rule_files: [%q]
 scrape_configs:
-  - job_name: smtp_probe
-    metrics_path: /probe
-    params: {module: [default]}
-    static_configs:
-      - targets: [%q, %q]
-    relabel_configs:
-      - {source_labels: [__address__], target_label: __param_target}
-      - {source_labels: [__param_target], target_label: target}
-      - {source_labels: [__param_target], target_label: instance}
-      - {source_labels: [__param_module], target_label: module}
-      - {target_label: __address__, replacement: %q}
-  - job_name: smtp_probe_rcpt
-    metrics_path: /probe
-    params: {module: [rcpt]}
+%s%s  - job_name: smtp_exporter
     static_configs:
       - targets: [%q]
-    relabel_configs:
-      - {source_labels: [__address__], target_label: __param_target}
-      - {source_labels: [__param_target], target_label: target}
-      - {source_labels: [__param_target], target_label: instance}
-      - {source_labels: [__param_module], target_label: module}
-      - {target_label: __address__, replacement: %q}
-  - job_name: smtp_exporter
-    static_configs:
-      - targets: [%q]
-`, repoFile("prometheus", "smtp_exporter_rules.yml"), srv["ok"].Addr, srv["busy"].Addr, e.Addr, srv["reject"].Addr, e.Addr, e.Addr)
+`, repoFile("prometheus", "smtp_exporter_rules.yml"),
+		probeJob("smtp_probe", "default", e.Addr, srv["ok"].Addr, srv["busy"].Addr),
+		probeJob("smtp_probe_rcpt", "rcpt", e.Addr, srv["reject"].Addr), e.Addr)
 	confFile := filepath.Join(dir, "prometheus.yml")
 	write(t, confFile, conf)
 	promtool(t, "", "check", "config", confFile)
@@ -282,6 +263,27 @@ scrape_configs:
 			time.Sleep(250 * time.Millisecond)
 		}
 	}
+}
+
+// probeJob is a scrape job sending targets to the exporter's /probe with
+// module, relabeled as prometheus/prometheus.yml does.
+func probeJob(name, module, exporter string, targets ...string) string {
+	quoted := make([]string, len(targets))
+	for i, t := range targets {
+		quoted[i] = strconv.Quote(t)
+	}
+	return fmt.Sprintf(`  - job_name: %s
+    metrics_path: /probe
+    params: {module: [%s]}
+    static_configs:
+      - targets: [%s]
+    relabel_configs:
+      - {source_labels: [__address__], target_label: __param_target}
+      - {source_labels: [__param_target], target_label: target}
+      - {source_labels: [__param_target], target_label: instance}
+      - {source_labels: [__param_module], target_label: module}
+      - {target_label: __address__, replacement: %q}
+`, name, module, strings.Join(quoted, ", "), exporter)
 }
 
 // promQuery runs an instant query and returns the first sample's value.
