@@ -4,7 +4,6 @@
 package collector
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -314,7 +313,7 @@ func (m *Module) compile() error {
 		return errors.New("tls_config is set but tls is none")
 	}
 	if m.Resolver != "" {
-		o.Resolver = newResolver(m.Resolver)
+		o.Resolver = m.Resolver
 	}
 	if len(m.ExpectReply) > 0 {
 		o.Expect = make(map[smtp.Phase]int, len(m.ExpectReply))
@@ -358,17 +357,6 @@ func readPasswordFile(path string) (string, error) {
 		return "", fmt.Errorf("password_file %s is empty", path)
 	}
 	return s, nil
-}
-
-// newResolver returns a resolver that asks the DNS server at addr.
-func newResolver(addr string) *net.Resolver {
-	return &net.Resolver{
-		PreferGo: true,
-		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		},
-	}
 }
 
 // Options returns the module compiled for smtp.Probe. The result is shared:

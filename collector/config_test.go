@@ -83,7 +83,7 @@ func TestLoadConfigGood(t *testing.T) {
 	if c.Modules["relay"].Options().Expect[smtp.PhaseRcpt] != 5 {
 		t.Errorf("expectation not compiled")
 	}
-	if c.Modules["mx"].Options().Resolver == nil {
+	if c.Modules["mx"].Options().Resolver == "" {
 		t.Errorf("resolver not built")
 	}
 	if t0, t1 := c.Targets[0], c.Targets[1]; t0.Module != "default" || t0.spec.host != "127.0.0.1" || t0.spec.port != 2525 || t1.spec.host != "example.org" || t1.spec.module != c.Modules["mx"] {

@@ -62,7 +62,7 @@ func newOutcome(res *smtp.Result) *outcome {
 
 // newMXOutcome wraps an MX probe, judged by mode (mx_success).
 func newMXOutcome(mx *smtp.MXResult, mode string) *outcome {
-	o := &outcome{success: mx.Success(mode), duration: mx.Duration, dns: mx.LookupDuration, mx: mx, lookupErr: mx.Err}
+	o := &outcome{success: mx.Success(smtp.MXSuccess(mode)), duration: mx.Duration, dns: mx.LookupDuration, mx: mx, lookupErr: mx.Err}
 	for _, m := range mx.Hosts {
 		h := newHostOutcome(m.Result)
 		h.name, h.preference = m.Name, strconv.Itoa(int(m.Preference))

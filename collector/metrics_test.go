@@ -165,12 +165,12 @@ func TestGoldenStaticAndMX(t *testing.T) {
 		{Name: "mx1.example.org", Preference: 10, Result: cases["success_starttls"]},
 		{Name: "mx2.example.org", Preference: 20, Result: cases["fail_reply_4xx"]},
 	}}
-	mo := newMXOutcome(mx, smtp.MXSuccessPrimary)
+	mo := newMXOutcome(mx, string(smtp.MXSuccessPrimary))
 	mo.count(NewReplyCounters(10), "mx", "example.org")
 	checkGolden(t, "mx_primary", []exposed{{o: mo, labels: []labelPair{{"module", "mx"}, {"target", "example.org"}}}})
 
 	null := newMXOutcome(&smtp.MXResult{Domain: "example.net", LookupDuration: 3 * ms, Duration: 3 * ms,
-		Err: &smtp.Error{Phase: smtp.PhaseResolve, Reason: smtp.ReasonNullMX}}, smtp.MXSuccessAll)
+		Err: &smtp.Error{Phase: smtp.PhaseResolve, Reason: smtp.ReasonNullMX}}, string(smtp.MXSuccessAll))
 	checkGolden(t, "mx_null", []exposed{{o: null}})
 
 	// Several targets in one exposition: each family is written once.

@@ -44,7 +44,7 @@ func (s *probeSpec) run(ctx context.Context) *outcome {
 		opts = &o
 	}
 	if s.module.MXLookup {
-		mx := smtp.ProbeMX(ctx, s.host, s.module.Port, opts, s.module.MXMaxHosts)
+		mx, _ := smtp.ProbeMX(ctx, s.host, s.module.Port, opts, s.module.MXMaxHosts)
 		return newMXOutcome(mx, s.module.MXSuccess)
 	}
 	res, _ := smtp.Probe(ctx, s.host, s.port, opts)

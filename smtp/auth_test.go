@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/smtp-exporter/smtp_exporter/internal/smtptest"
 )
 
 const (
@@ -101,7 +103,12 @@ func TestAuthPasswordErrorDialsNothing(t *testing.T) {
 	opts := baseOptions()
 	opts.TLS = TLSImplicit
 	opts.Auth = &Auth{Username: "u", Password: func() (string, error) { return "", errors.New("open /etc/pw: no such file") }}
-	res, err := Probe(t.Context(), "192.0.2.1", 465, opts)
+	srv := smtptest.Start(t, smtptest.OK)
+	host, port := splitAddr(t, srv.Addr)
+	res, err := Probe(t.Context(), host, port, opts)
+	if n := srv.Accepted.Load(); n != 0 {
+		t.Errorf("the server accepted %d connections, want none", n)
+	}
 	var perr *Error
 	if !errors.As(err, &perr) || perr.Phase != PhaseAuth || perr.Reason != ReasonConfig {
 		t.Fatalf("err = %v", err)
@@ -114,7 +121,8 @@ func TestAuthPasswordErrorDialsNothing(t *testing.T) {
 func TestAuthRefusesPlaintextByDefault(t *testing.T) {
 	opts := baseOptions()
 	opts.Auth = &Auth{Username: "u", Password: func() (string, error) { return "p", nil }}
-	if err := opts.Validate(); err == nil || !strings.Contains(err.Error(), "allow_plaintext") {
-		t.Fatalf("Validate = %v, want a refusal naming allow_plaintext", err)
+	var ferr *FieldError
+	if err := opts.Validate(); !errors.As(err, &ferr) || ferr.Field != "Auth" || !strings.Contains(err.Error(), "AllowPlaintext") {
+		t.Fatalf("Validate = %v, want a refusal of Auth naming AllowPlaintext", err)
 	}
 }

@@ -49,11 +49,12 @@ const (
 	ReasonPolicy      Reason = "policy"      // the caller's address policy refused the address; nothing was dialled
 	ReasonConfig      Reason = "config"      // the probe could not be prepared (e.g. an unreadable password_file)
 	ReasonNullMX      Reason = "null_mx"     // the domain publishes a null MX (RFC 7505): it accepts no mail
+	ReasonOverload    Reason = "overload"    // the caller's admission (Options.Admit) refused the connection
 )
 
 // Reasons lists every failure reason.
 var Reasons = []Reason{ReasonResolve, ReasonConnect, ReasonTimeout, ReasonTLS, ReasonClosed, ReasonProtocol,
-	Reason4xx, Reason5xx, ReasonUnsupported, ReasonExpectation, ReasonPolicy, ReasonConfig, ReasonNullMX}
+	Reason4xx, Reason5xx, ReasonUnsupported, ReasonExpectation, ReasonPolicy, ReasonConfig, ReasonNullMX, ReasonOverload}
 
 // Error is the failure of a probe: the phase it failed in, why, and the reply
 // that decided it when one came.

@@ -228,4 +228,5 @@ var reasonMeaning = map[Reason]string{
 	ReasonPolicy:      "the exporter's probe_policy does not allow this address",
 	ReasonConfig:      "the probe could not be prepared",
 	ReasonNullMX:      "the domain publishes a null MX: it accepts no mail",
+	ReasonOverload:    "the exporter had no capacity left for another connection",
 }

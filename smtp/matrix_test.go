@@ -82,7 +82,7 @@ func TestPhaseOutcomeMatrix(t *testing.T) {
 				opts.MailFrom, opts.RcptTo, opts.SendData = "probe@example.org", []string{"postmaster@example.org"}, true
 				start := time.Now()
 				res, err := probeFake(t, srv, opts, 400*time.Millisecond)
-				if time.Since(start) > 400*time.Millisecond+QuitBudget {
+				if time.Since(start) > 400*time.Millisecond+quitBudget {
 					t.Errorf("took %s", time.Since(start))
 				}
 				var perr *Error

@@ -9,27 +9,27 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 )
 
 // Probe runs one SMTP dialog with host:port as opts describe, within ctx's
-// deadline (DefaultTimeout when it has none). It always returns a Result,
-// filled up to the point of failure; the error is a *Error when the probe
-// failed, and nil on success. Invalid options fail before anything is dialled.
+// deadline (DefaultTimeout when it has none). opts must have passed Validate.
+// It always returns a Result, filled up to the point of failure; the error is
+// the Result's *Error when the probe failed, and nil on success. A refusal by
+// opts.CheckAddr fails before anything is dialled, with an error that wraps
+// ErrPolicy.
 func Probe(ctx context.Context, host string, port uint16, opts *Options) (*Result, error) {
-	res := &Result{Host: host, Port: port}
+	start := time.Now()
 	ctx, cancel := withDefaultDeadline(ctx)
 	defer cancel()
-	p := &prober{ctx: ctx, opts: opts, res: res, start: time.Now()}
-	err := p.run()
-	res.Duration = time.Since(p.start)
-	if err != nil {
-		res.Err = err
-		p.note("probe failed: %s", err)
-		return res, err
+	p := newProber(ctx, host, port, opts, newTranscript(opts.Transcript, start), "")
+	p.start = start
+	if err := p.prepare(); err != nil {
+		return p.done(err)
 	}
-	return res, nil
+	return p.done(p.run())
 }
 
 // withDefaultDeadline gives ctx a DefaultTimeout deadline when it has none.
@@ -40,13 +40,16 @@ func withDefaultDeadline(ctx context.Context) (context.Context, context.CancelFu
 	return context.WithTimeout(ctx, DefaultTimeout)
 }
 
-// prober holds the state of one probe.
+// prober holds the state of one host's probe.
 type prober struct {
-	ctx   context.Context
-	opts  *Options
-	res   *Result
-	start time.Time
+	ctx    context.Context
+	opts   *Options
+	res    *Result
+	start  time.Time
+	tr     *transcript
+	trHost string // the exchanger's name in an MX probe's transcript
 
+	addr     netip.Addr // the vetted address to dial
 	conn     net.Conn
 	r        *bufio.Reader
 	tls      bool   // the connection is encrypted
@@ -54,10 +57,24 @@ type prober struct {
 	mailOpen bool   // a MAIL FROM was accepted and the transaction is open
 }
 
-func (p *prober) run() *Error {
-	if err := p.opts.Validate(); err != nil {
-		return &Error{Phase: PhaseResolve, Reason: ReasonConfig, Err: fmt.Errorf("invalid probe options: %w", err)}
+func newProber(ctx context.Context, host string, port uint16, opts *Options, tr *transcript, trHost string) *prober {
+	return &prober{ctx: ctx, opts: opts, res: &Result{Host: host, Port: port}, start: time.Now(), tr: tr, trHost: trHost}
+}
+
+// done records the outcome of the probe and returns it as Probe does.
+func (p *prober) done(err *Error) (*Result, error) {
+	p.res.Duration = time.Since(p.start)
+	if err != nil {
+		p.res.Err = err
+		p.note("probe failed: %s", err)
+		return p.res, err
 	}
+	return p.res, nil
+}
+
+// prepare does everything before the dial: the password is read, the host
+// resolved, every address vetted by the policy and one chosen.
+func (p *prober) prepare() *Error {
 	if a := p.opts.Auth; a != nil {
 		pw, err := a.Password()
 		if err != nil {
@@ -65,13 +82,16 @@ func (p *prober) run() *Error {
 		}
 		p.password = pw
 	}
-	addr, err := p.resolve()
+	return p.resolve()
+}
+
+// run dials the vetted address and talks.
+func (p *prober) run() *Error {
+	release, err := p.connect()
 	if err != nil {
 		return err
 	}
-	if err := p.connect(addr); err != nil {
-		return err
-	}
+	defer release()
 	defer p.conn.Close()
 	// Cancellation (not only the deadline) must unblock reads and writes. The
 	// TCP connection is captured: p.conn becomes the TLS connection after
@@ -96,7 +116,22 @@ func (p *prober) run() *Error {
 	return nil
 }
 
-func (p *prober) resolve() (netip.Addr, *Error) {
+// ErrPolicy is wrapped by the error of a probe that the caller's address
+// policy (Options.CheckAddr) refused; nothing was dialled then.
+var ErrPolicy = errors.New("refused by the address policy")
+
+// policyRefusal is the policy's own error, marked as a refusal: its text is
+// the policy's, and it matches both ErrPolicy and the policy's error.
+type policyRefusal struct{ err error }
+
+func (e *policyRefusal) Error() string   { return e.err.Error() }
+func (e *policyRefusal) Unwrap() []error { return []error{ErrPolicy, e.err} }
+
+func policyError(err error) *Error {
+	return &Error{Phase: PhaseConnect, Reason: ReasonPolicy, Err: &policyRefusal{err}}
+}
+
+func (p *prober) resolve() *Error {
 	t := time.Now()
 	addrs, literal, err := p.lookup()
 	if !literal {
@@ -104,29 +139,30 @@ func (p *prober) resolve() (netip.Addr, *Error) {
 	}
 	p.res.Phases = append(p.res.Phases, PhaseResult{Phase: PhaseResolve, Duration: p.res.DNSDuration})
 	if err != nil {
-		return netip.Addr{}, err
+		return err
 	}
 	if check := p.opts.CheckAddr; check != nil {
 		for _, a := range addrs {
 			if err := check(p.res.Host, a); err != nil {
-				return netip.Addr{}, &Error{Phase: PhaseConnect, Reason: ReasonPolicy, Err: err}
+				return policyError(err)
 			}
 		}
 	}
 	addr, ok := pickAddr(addrs, p.opts.IPProtocol, p.opts.IPProtocolFallback)
 	if !ok {
-		return netip.Addr{}, &Error{Phase: PhaseResolve, Reason: ReasonResolve,
-			Err: fmt.Errorf("%s has no %s address", p.res.Host, ipName(p.opts.IPProtocol))}
+		return &Error{Phase: PhaseResolve, Reason: ReasonResolve,
+			Err: fmt.Errorf("%s has no %s address (via %s)", p.res.Host, ipName(p.opts.IPProtocol), p.opts.resolverName())}
 	}
 	p.res.IPProtocol = 4
 	if addr.Is6() {
 		p.res.IPProtocol = 6
 	}
+	p.addr = addr
 	p.res.Addr = netip.AddrPortFrom(addr, p.res.Port)
 	if !literal {
-		p.note("resolved %s to %s in %s", p.res.Host, addr, p.res.DNSDuration.Round(time.Microsecond))
+		p.note("resolved %s to %s via %s in %s", p.res.Host, addr, p.opts.resolverName(), p.res.DNSDuration.Round(time.Microsecond))
 	}
-	return addr, nil
+	return nil
 }
 
 // lookup returns the host's addresses, unmapped; an IP literal is its own
@@ -142,22 +178,32 @@ func (p *prober) lookup() (addrs []netip.Addr, literal bool, _ *Error) {
 	if !p.opts.IPProtocolFallback {
 		network = ipName(p.opts.IPProtocol)
 	}
-	r := p.opts.Resolver
-	if r == nil {
-		r = net.DefaultResolver
-	}
-	addrs, err := r.LookupNetIP(p.ctx, network, p.res.Host)
+	addrs, err := p.opts.resolver().LookupNetIP(p.ctx, network, p.res.Host)
 	if err != nil {
 		reason := ReasonResolve
 		if p.ctx.Err() != nil {
 			reason = ReasonTimeout
 		}
-		return nil, false, &Error{Phase: PhaseResolve, Reason: reason, Err: fmt.Errorf("resolving %s: %w", p.res.Host, err)}
+		return nil, false, &Error{Phase: PhaseResolve, Reason: reason, Err: p.opts.resolveError("resolving "+p.res.Host, err)}
 	}
 	for i := range addrs {
 		addrs[i] = addrs[i].Unmap()
 	}
 	return addrs, false, nil
+}
+
+// resolveError says what failed (action: "resolving mx.example.org") and
+// names the resolver that was asked. With a resolver of the options' own,
+// Go's error would name the system's server, which was not asked: that name
+// is dropped.
+func (o *Options) resolveError(action string, err error) error {
+	var dnsErr *net.DNSError
+	if o.Resolver != "" && errors.As(err, &dnsErr) && dnsErr.Server != "" {
+		c := *dnsErr
+		c.Server = ""
+		err = &c
+	}
+	return fmt.Errorf("%s via %s: %w", action, o.resolverName(), err)
 }
 
 func ipName(proto string) string {
@@ -182,23 +228,42 @@ func pickAddr(addrs []netip.Addr, proto string, fallback bool) (netip.Addr, bool
 	return netip.Addr{}, false
 }
 
-func (p *prober) connect(addr netip.Addr) *Error {
+// connect takes an admission slot (Options.Admit) and dials the vetted
+// address. release gives the slot back; it is to be called once the
+// connection is closed.
+func (p *prober) connect() (release func(), _ *Error) {
 	t := time.Now()
+	release = func() {}
+	if admit := p.opts.Admit; admit != nil {
+		r, err := admit(p.ctx)
+		if err != nil {
+			p.res.Phases = append(p.res.Phases, PhaseResult{Phase: PhaseConnect, Duration: time.Since(t)})
+			reason := ReasonOverload
+			if p.ctx.Err() != nil {
+				reason = ReasonTimeout
+			}
+			return nil, &Error{Phase: PhaseConnect, Reason: reason, Err: fmt.Errorf("no capacity for the connection: %w", err)}
+		}
+		if r != nil {
+			release = r
+		}
+	}
 	var d net.Dialer
-	conn, err := d.DialContext(p.ctx, "tcp", netip.AddrPortFrom(addr, p.res.Port).String())
+	conn, err := d.DialContext(p.ctx, "tcp", p.res.Addr.String())
 	p.res.Phases = append(p.res.Phases, PhaseResult{Phase: PhaseConnect, Duration: time.Since(t)})
 	if err != nil {
+		release()
 		reason := ReasonConnect
 		if p.ctx.Err() != nil || isTimeout(err) {
 			reason = ReasonTimeout
 		}
-		return &Error{Phase: PhaseConnect, Reason: reason, Err: err}
+		return nil, &Error{Phase: PhaseConnect, Reason: reason, Err: err}
 	}
 	deadline, _ := p.ctx.Deadline()
 	conn.SetDeadline(deadline)
 	p.conn = conn
 	p.note("connected to %s from %s", conn.RemoteAddr(), conn.LocalAddr())
-	return nil
+	return release, nil
 }
 
 // dialog runs banner to QUIT on the open connection.
@@ -263,13 +328,13 @@ func (p *prober) quit() *Error {
 }
 
 // politeQuit sends QUIT after a failure, so the server does not count the
-// probe as an aborted session, within QuitBudget and never past the probe's
+// probe as an aborted session, within quitBudget and never past the probe's
 // deadline or after its cancellation.
 func (p *prober) politeQuit(failure *Error) {
 	if failure.Phase == PhaseQuit || p.ctx.Err() != nil {
 		return
 	}
-	deadline := time.Now().Add(QuitBudget)
+	deadline := time.Now().Add(quitBudget)
 	if d, _ := p.ctx.Deadline(); d.Before(deadline) {
 		deadline = d
 	}
@@ -307,6 +372,10 @@ func (p *prober) check(phase Phase, r *Reply, want int) (done bool, err *Error) 
 // replaces the line in the transcript when it carries a secret.
 func (p *prober) cmd(phase Phase, line, shown string) (*Reply, *Error) {
 	t := time.Now()
+	if strings.ContainsAny(line, "\r\n") {
+		return nil, &Error{Phase: phase, Reason: ReasonConfig,
+			Err: errors.New("refusing to send a command with a line break (the options did not pass Validate)")}
+	}
 	if shown == "" {
 		shown = line
 	}
@@ -329,7 +398,7 @@ func (p *prober) readReply(phase Phase, t time.Time) (*Reply, *Error) {
 }
 
 func (p *prober) serverLine(line []byte) {
-	if p.opts.Transcript != nil {
+	if p.tr != nil {
 		p.emit(Server, cleanText(line))
 	}
 }
@@ -360,13 +429,9 @@ func isTimeout(err error) bool {
 }
 
 func (p *prober) emit(dir Direction, text string) {
-	if p.opts.Transcript != nil {
-		p.opts.Transcript(TranscriptLine{At: time.Since(p.start), Dir: dir, Text: text})
-	}
+	p.tr.emit(p.trHost, dir, text)
 }
 
 func (p *prober) note(format string, args ...any) {
-	if p.opts.Transcript != nil {
-		p.emit(Note, fmt.Sprintf(format, args...))
-	}
+	p.tr.notef(p.trHost, format, args...)
 }

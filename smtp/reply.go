@@ -88,7 +88,7 @@ func ReadReply(r *bufio.Reader, onLine func(line []byte)) (*Reply, error) {
 		if onLine != nil {
 			onLine(line)
 		}
-		code, more, text, err := ParseReplyLine(line)
+		code, more, text, err := parseReplyLine(line)
 		if err != nil {
 			return nil, err
 		}
@@ -102,7 +102,7 @@ func ReadReply(r *bufio.Reader, onLine func(line []byte)) (*Reply, error) {
 			break
 		}
 	}
-	reply.Enhanced = ParseEnhancedCode(reply.Code, reply.Lines[0])
+	reply.Enhanced = parseEnhancedCode(reply.Code, reply.Lines[0])
 	return reply, nil
 }
 
@@ -132,10 +132,10 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 	return line, nil
 }
 
-// ParseReplyLine parses one reply line (without its ending): the code, whether
+// parseReplyLine parses one reply line (without its ending): the code, whether
 // more lines follow ("250-..."), and the text. The code must be three digits
 // as RFC 5321 section 4.2 defines them: 2-5, then 0-5, then 0-9.
-func ParseReplyLine(line []byte) (code int, more bool, text string, err error) {
+func parseReplyLine(line []byte) (code int, more bool, text string, err error) {
 	if len(line) < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '5' || line[2] < '0' || line[2] > '9' {
 		return 0, false, "", protocolErrorf("not an SMTP reply: %q", clip(line, 40))
 	}
@@ -182,12 +182,12 @@ func clip(b []byte, n int) string {
 	return cleanText(b)
 }
 
-// ParseEnhancedCode finds the RFC 3463 enhanced status code at the start of a
+// parseEnhancedCode finds the RFC 3463 enhanced status code at the start of a
 // reply's text, written "4.4.5" or, as some appliances write it, "#4.4.5".
 // The code's class must match the reply code's first digit (2, 4 or 5);
 // subject and detail have one to three digits. It returns the zero value when
 // there is no such code.
-func ParseEnhancedCode(code int, text string) EnhancedCode {
+func parseEnhancedCode(code int, text string) EnhancedCode {
 	s := strings.TrimPrefix(text, "#")
 	class := code / 100
 	if len(s) < 5 || int(s[0]-'0') != class || (class != 2 && class != 4 && class != 5) || s[1] != '.' {

@@ -115,8 +115,8 @@ func TestParseEnhancedCode(t *testing.T) {
 		{550, "5.7.1\tx", "5.7.1"},
 	}
 	for _, tc := range tests {
-		if got := ParseEnhancedCode(tc.code, tc.text).String(); got != tc.want {
-			t.Errorf("ParseEnhancedCode(%d, %q) = %q, want %q", tc.code, tc.text, got, tc.want)
+		if got := parseEnhancedCode(tc.code, tc.text).String(); got != tc.want {
+			t.Errorf("parseEnhancedCode(%d, %q) = %q, want %q", tc.code, tc.text, got, tc.want)
 		}
 	}
 }
