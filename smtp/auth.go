@@ -14,9 +14,14 @@ import (
 // redacted stands in the transcript for every line that carries a credential.
 const redacted = "<redacted>"
 
-// mechanismPreference is the order in which "the best mechanism offered" is
-// picked: CRAM-MD5 never sends the password itself.
-var mechanismPreference = []string{"CRAM-MD5", "PLAIN", "LOGIN"}
+// The order in which "the best mechanism offered" is picked: inside TLS,
+// PLAIN, then LOGIN, then CRAM-MD5 (deprecated, RFC 8314 section 5.3: it
+// makes the server store the password in a reusable form); without TLS
+// (AllowPlaintext), CRAM-MD5 first, as it does not send the password itself.
+var (
+	mechanismPreferenceTLS   = []string{"PLAIN", "LOGIN", "CRAM-MD5"}
+	mechanismPreferenceClear = []string{"CRAM-MD5", "PLAIN", "LOGIN"}
+)
 
 // auth authenticates with the module's credentials. The credentials never
 // reach the transcript or an error.
@@ -29,7 +34,11 @@ func (p *prober) auth() (bool, *Error) {
 	offered := strings.Fields(strings.ToUpper(params))
 	mech := strings.ToUpper(a.Mechanism)
 	if mech == "" {
-		for _, m := range mechanismPreference {
+		preference := mechanismPreferenceClear
+		if p.tls {
+			preference = mechanismPreferenceTLS
+		}
+		for _, m := range preference {
 			if slices.Contains(offered, m) {
 				mech = m
 				break

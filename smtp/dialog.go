@@ -92,6 +92,9 @@ func (p *prober) startTLS() (bool, *Error) {
 	if herr != nil {
 		return false, herr
 	}
+	// RFC 3207 section 4.2: forget everything learned before TLS; only the
+	// EHLO inside TLS says what the server offers.
+	p.res.Extensions = nil
 	p.r.Reset(p.conn)
 	return p.ehlo()
 }
@@ -147,6 +150,9 @@ func angle(addr string) string {
 // message sends the test message and its final ".", and reads the reply.
 func (p *prober) message() (bool, *Error) {
 	t := time.Now()
+	if err := p.unsolicited(); err != nil {
+		return false, err
+	}
 	msg := p.testMessage()
 	for _, line := range strings.Split(strings.TrimSuffix(msg, "\r\n"), "\r\n") {
 		p.emit(Client, line)

@@ -27,7 +27,7 @@ type MXResult struct {
 	// Implicit is true when the domain has no MX records and its own address
 	// stands in as the only exchanger (RFC 5321 section 5.1).
 	Implicit bool
-	// Hosts are the exchangers probed, in preference order.
+	// Hosts are the exchangers probed, in preference order, ties by name.
 	Hosts []MXHost
 	// Found is how many exchangers the lookup returned (Hosts may hold fewer,
 	// up to the probe's limit).
@@ -82,7 +82,7 @@ func (m *MXResult) Success(mode MXSuccess) bool {
 }
 
 // ProbeMX looks up the MX records of domain and probes up to maxHosts of its
-// exchangers (by preference) concurrently on port, all within
+// exchangers (by preference, ties by name) concurrently on port, all within
 // ctx's deadline. opts must have passed Validate. Transcript lines of each
 // exchanger carry its name in TranscriptLine.Host.
 //
@@ -147,7 +147,9 @@ func ProbeMX(ctx context.Context, domain string, port uint16, opts *Options, max
 	return res, nil
 }
 
-// lookupMX returns the exchangers of domain sorted by preference, names lower
+// lookupMX returns the exchangers of domain sorted by preference, then by
+// name (Go shuffles equal preferences; the subset probed under maxHosts must
+// not change from one probe to the next), names lower
 // case without the trailing dot; for a domain without MX records the domain
 // itself (RFC 5321 section 5.1, res.Implicit set).
 func lookupMX(ctx context.Context, domain string, opts *Options, tr *transcript, res *MXResult) ([]*net.MX, *Error) {
@@ -178,7 +180,9 @@ func lookupMX(ctx context.Context, domain string, opts *Options, tr *transcript,
 		}
 		mx.Host = strings.ToLower(strings.TrimSuffix(mx.Host, "."))
 	}
-	slices.SortStableFunc(mxs, func(a, b *net.MX) int { return cmp.Compare(a.Pref, b.Pref) })
+	slices.SortFunc(mxs, func(a, b *net.MX) int {
+		return cmp.Or(cmp.Compare(a.Pref, b.Pref), strings.Compare(a.Host, b.Host))
+	})
 	return mxs, nil
 }
 

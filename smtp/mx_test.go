@@ -30,6 +30,7 @@ var mxZone = dnstest.Zone{
 		"many.test. MX":          {"10 mx1.example.test.", "20 mx1.example.test.", "30 mx1.example.test."},
 		"two.test. MX":           {"10 mx1.example.test.", "20 mx2.example.test."},
 		"six.test. MX":           {"10 mx1.example.test.", "20 mx6.example.test."},
+		"ties.test. MX":          {"10 mxd.ties.test.", "10 mxb.ties.test.", "10 mxa.ties.test.", "10 mxc.ties.test.", "5 mx0.ties.test."},
 	},
 	NXDomain: []string{"nx.test.", "noaddr.example.test."},
 }
@@ -91,6 +92,22 @@ func TestProbeMX(t *testing.T) {
 		res, err := ProbeMX(ctx, "many.test", port, opts, 2)
 		if err != nil || res.Found != 3 || len(res.Hosts) != 2 || res.Hosts[1].Preference != 20 {
 			t.Errorf("found %d, probed %d, err %v", res.Found, len(res.Hosts), err)
+		}
+	})
+	t.Run("ties broken by name: a stable subset", func(t *testing.T) {
+		// Go shuffles equal preferences; ten lookups would show it.
+		for range 10 {
+			res, err := ProbeMX(ctx, "ties.test", port, opts, 3)
+			if err != nil || res.Found != 5 || len(res.Hosts) != 3 {
+				t.Fatalf("result = %+v, err %v", res, err)
+			}
+			var names []string
+			for _, h := range res.Hosts {
+				names = append(names, h.Name)
+			}
+			if got := strings.Join(names, " "); got != "mx0.ties.test mxa.ties.test mxb.ties.test" {
+				t.Fatalf("probed %s, want mx0, mxa and mxb", got)
+			}
 		}
 	})
 	t.Run("transcript names each host", func(t *testing.T) {

@@ -376,6 +376,9 @@ func (p *prober) cmd(phase Phase, line, shown string) (*Reply, *Error) {
 		return nil, &Error{Phase: phase, Reason: ReasonConfig,
 			Err: errors.New("refusing to send a command with a line break (the options did not pass Validate)")}
 	}
+	if err := p.unsolicited(); err != nil {
+		return nil, err
+	}
 	if shown == "" {
 		shown = line
 	}
@@ -385,6 +388,25 @@ func (p *prober) cmd(phase Phase, line, shown string) (*Reply, *Error) {
 		return nil, p.ioError(phase, err)
 	}
 	return p.readReply(phase, t)
+}
+
+// unsolicited fails the probe when the server sent more than the replies
+// asked for: bytes already buffered when the client is about to send its
+// next command (the probe does not pipeline, so each command's reply is
+// complete before the next is sent). Read later as the next command's
+// reply, a stale line would put the dialog out of step.
+func (p *prober) unsolicited() *Error {
+	n := p.r.Buffered()
+	if n == 0 {
+		return nil
+	}
+	phase := PhaseBanner
+	if len(p.res.Phases) > 0 {
+		phase = p.res.Phases[len(p.res.Phases)-1].Phase
+	}
+	peek, _ := p.r.Peek(min(n, 41))
+	return &Error{Phase: phase, Reason: ReasonProtocol,
+		Err: protocolErrorf("the server sent %d bytes nobody asked for after its %s reply: %q", n, phase, clip(peek, 40))}
 }
 
 // readReply reads one reply and records the phase as lasting since t.

@@ -42,7 +42,8 @@ type Reply struct {
 	// Code is the three-digit reply code.
 	Code int
 	// Enhanced is the RFC 3463 code found at the start of the first line's
-	// text, written "4.4.5" or "#4.4.5"; zero when there is none.
+	// text or, failing that, of the last line's, written "4.4.5" or
+	// "#4.4.5"; zero when there is none.
 	Enhanced EnhancedCode
 	// Lines holds the text of each line after the code and separator.
 	Lines []string
@@ -102,7 +103,12 @@ func ReadReply(r *bufio.Reader, onLine func(line []byte)) (*Reply, error) {
 			break
 		}
 	}
+	// The code is on the first line, or (as go-smtp writes it) on the last
+	// line only.
 	reply.Enhanced = parseEnhancedCode(reply.Code, reply.Lines[0])
+	if reply.Enhanced.IsZero() && len(reply.Lines) > 1 {
+		reply.Enhanced = parseEnhancedCode(reply.Code, reply.Lines[len(reply.Lines)-1])
+	}
 	return reply, nil
 }
 

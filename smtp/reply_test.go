@@ -22,6 +22,8 @@ func TestReadReply(t *testing.T) {
 		{"enhanced", "550 5.1.1 no such user\r\n", &Reply{Code: 550, Enhanced: EnhancedCode{5, 1, 1}, Lines: []string{"5.1.1 no such user"}}, nil},
 		{"enhanced with hash", "421 #4.4.5 too many connections\r\n", &Reply{Code: 421, Enhanced: EnhancedCode{4, 4, 5}, Lines: []string{"#4.4.5 too many connections"}}, nil},
 		{"enhanced multi-line", "452-#4.3.1 Insufficient\r\n452 #4.3.1 system storage\r\n", &Reply{Code: 452, Enhanced: EnhancedCode{4, 3, 1}, Lines: []string{"#4.3.1 Insufficient", "#4.3.1 system storage"}}, nil},
+		{"enhanced on the last line only (go-smtp)", "550-Mailbox unavailable\r\n550-try later\r\n550 5.1.1 no such user\r\n", &Reply{Code: 550, Enhanced: EnhancedCode{5, 1, 1}, Lines: []string{"Mailbox unavailable", "try later", "5.1.1 no such user"}}, nil},
+		{"enhanced on a middle line is not read", "550-a\r\n550-5.1.1 b\r\n550 c\r\n", &Reply{Code: 550, Lines: []string{"a", "5.1.1 b", "c"}}, nil},
 		{"enhanced three-digit detail", "538 #5.7.11 Encryption required\r\n", &Reply{Code: 538, Enhanced: EnhancedCode{5, 7, 11}, Lines: []string{"#5.7.11 Encryption required"}}, nil},
 		{"enhanced class mismatch ignored", "250 5.1.1 odd\r\n", &Reply{Code: 250, Lines: []string{"5.1.1 odd"}}, nil},
 		{"appliance 4.x.2 is no code", "421 #4.x.2 Too many messages\r\n", &Reply{Code: 421, Lines: []string{"#4.x.2 Too many messages"}}, nil},
