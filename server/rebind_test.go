@@ -1,4 +1,4 @@
-package collector
+package server
 
 import (
 	"net"
@@ -32,15 +32,15 @@ probe_policy:
   allow: ["*.allowed.test"]
   deny: [127.0.0.0/8]
 `
-	e, _ := newTestExporter(t, conf, ExporterOptions{})
+	s, _ := newTestServer(t, conf, Options{})
 	for _, tc := range []struct{ target, want string }{
-		{"rebind.allowed.test", "address 127.0.0.1 of rebind.allowed.test is denied by probe_policy\n"},
-		{"mixed.allowed.test", "address 127.0.0.1 of mixed.allowed.test is denied by probe_policy\n"},
-		{"mapped.allowed.test", "address 127.0.0.1 of mapped.allowed.test is denied by probe_policy\n"},
-		{"127.0.0.1", "address 127.0.0.1 of 127.0.0.1 is denied by probe_policy\n"},
-		{"[::ffff:127.0.0.1]", "address 127.0.0.1 of ::ffff:127.0.0.1 is denied by probe_policy\n"},
+		{"rebind.allowed.test", "target rebind.allowed.test is refused by probe_policy.deny[0] \"127.0.0.0/8\"\n"},
+		{"mixed.allowed.test", "target mixed.allowed.test is refused by probe_policy.deny[0] \"127.0.0.0/8\"\n"},
+		{"mapped.allowed.test", "target mapped.allowed.test is refused by probe_policy.deny[0] \"127.0.0.0/8\"\n"},
+		{"127.0.0.1", "target 127.0.0.1 is refused by probe_policy.deny[0] \"127.0.0.0/8\"\n"},
+		{"[::ffff:127.0.0.1]", "target ::ffff:127.0.0.1 is refused by probe_policy.deny[0] \"127.0.0.0/8\"\n"},
 	} {
-		code, body := get(t, e.ProbeHandler(), probeURL(tc.target, ""), nil)
+		code, body := get(t, s.Probe(), probeURL(tc.target, ""), nil)
 		if code != 403 || body != tc.want {
 			t.Errorf("%s: %d %q, want 403 %q", tc.target, code, body, tc.want)
 		}
@@ -50,7 +50,7 @@ probe_policy:
 	}
 	// An allowed name with only allowed addresses is probed (over ::1, where
 	// nothing listens on this port: the point is that it is dialled).
-	code, body := get(t, e.ProbeHandler(), probeURL("ok.allowed.test", ""), nil)
+	code, body := get(t, s.Probe(), probeURL("ok.allowed.test", ""), nil)
 	if code != 200 || !strings.Contains(body, "probe_ip_protocol 6\n") {
 		t.Errorf("allowed target: %d\n%s", code, body)
 	}

@@ -1,8 +1,9 @@
-package collector
+package config
 
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -143,4 +144,10 @@ func isHex(s string) bool {
 // isHostChar: letters, digits, '-' and '_'.
 func isHostChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+}
+
+// JoinHostPort writes host and port as a target: "host:port", or
+// "[v6addr]:port".
+func JoinHostPort(host string, port uint16) string {
+	return net.JoinHostPort(host, strconv.Itoa(int(port)))
 }

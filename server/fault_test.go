@@ -1,4 +1,4 @@
-package collector
+package server
 
 import (
 	"crypto/tls"
@@ -73,8 +73,8 @@ modules:
     tls: implicit
     timeout: 5s
 `
-	e, _ := newTestExporter(t, conf, ExporterOptions{MaxInFlight: 512})
-	srv := httptest.NewServer(e.ProbeHandler())
+	s, _ := newTestServer(t, conf, Options{MaxInFlight: 512})
+	srv := httptest.NewServer(s.Probe())
 	defer srv.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	defer client.CloseIdleConnections()
@@ -143,17 +143,18 @@ modules:
 }
 
 // TestFloodKeepsExporterResponsive floods /probe with tarpit targets: the
-// excess is refused with 503 at once, and /metrics and /-/healthy keep
-// answering within a second.
+// excess is refused with 503, /metrics and /-/healthy keep answering, and a
+// static target keeps succeeding (it has capacity of its own).
 func TestFloodKeepsExporterResponsive(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short mode")
 	}
 	tarpit := smtptest.Start(t, smtptest.Tarpit).Addr
-	e, reg := newTestExporter(t, "modules:\n  default:\n    helo_name: probe.test\n    timeout: 2s\n", ExporterOptions{MaxInFlight: 100})
+	static := smtptest.Start(t, smtptest.OK).Addr
+	s, reg := newTestServer(t, "modules:\n  default:\n    helo_name: probe.test\n    timeout: 2s\ntargets:\n  - target: "+static+"\n", Options{MaxInFlight: 100})
 	mux := http.NewServeMux()
-	mux.Handle("/probe", e.ProbeHandler())
-	mux.Handle("/metrics", e.MetricsHandler(reg))
+	mux.Handle("/probe", s.Probe())
+	mux.Handle("/metrics", s.Metrics(reg))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
@@ -187,30 +188,35 @@ func TestFloodKeepsExporterResponsive(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond) // let the flood fill the in-flight limit
+	// Wait until the flood holds every /probe slot (bounded: a hang fails).
+	for deadline := time.Now().Add(30 * time.Second); s.conns.InUse() < s.conns.Size() || refused503.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the flood never filled the /probe slots: %d of %d in use, %d refused", s.conns.InUse(), s.conns.Size(), refused503.Load())
+		}
+		runtime.Gosched()
+	}
 	var worst time.Duration
+	staticOK := `probe_success{module="default",target="` + static + `"} 1`
 	for i := 0; i < 20; i++ {
 		for _, path := range []string{"/metrics", "/-/healthy"} {
 			t0 := time.Now()
 			resp, err := http.Get(srv.URL + path)
-			d := time.Since(t0)
 			if err != nil || resp.StatusCode != http.StatusOK {
 				t.Fatalf("%s during the flood: %v", path, err)
 			}
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if d > worst {
-				worst = d
+			worst = max(worst, time.Since(t0))
+			if path == "/metrics" && !strings.Contains(string(body), staticOK+"\n") {
+				t.Errorf("during the flood the static target failed:\n%s", body)
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	close(stop)
 	flood.Wait()
 	t.Logf("during the flood: worst /metrics or /-/healthy latency %s; %d probes answered, %d refused with 503", worst, ok200.Load(), refused503.Load())
-	if worst > time.Second {
+	// A bound that catches a hang, not a speed test: the figure is logged.
+	if worst > 10*time.Second {
 		t.Errorf("/metrics or /-/healthy took %s during the flood", worst)
-	}
-	if refused503.Load() == 0 {
-		t.Error("the flood never hit the in-flight limit")
 	}
 }
