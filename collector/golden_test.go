@@ -35,6 +35,7 @@ modules:
     helo_name: probe.test
     tls: starttls
     tls_config: {insecure_skip_verify: true}
+  starttls_verify: {helo_name: probe.test, tls: starttls}
   smtps:
     helo_name: probe.test
     tls: implicit
@@ -88,6 +89,7 @@ func TestGoldenExposition(t *testing.T) {
 		"fail_connect":          {module: "default", target: closed},
 		"fail_timeout":          {module: "fast", target: smtptest.Start(t, smtptest.Tarpit).Addr},
 		"fail_tls":              {module: "smtps", target: smtptest.Start(t, smtptest.NotTLS).Addr},
+		"fail_tls_verify":       {module: "starttls_verify", target: tlsOK},
 		"fail_closed":           {module: "default", target: smtptest.Start(t, smtptest.Reset).Addr},
 		"fail_protocol":         {module: "default", target: smtptest.Start(t, smtptest.Endless).Addr},
 		"fail_reply_4xx":        {module: "default", target: smtptest.Start(t, smtptest.Busy).Addr},
