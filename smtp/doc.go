@@ -23,7 +23,16 @@
 //   - Reply, EnhancedCode, ReadReply and NewReader (a bounded reply reader),
 //     ErrProtocol;
 //   - Explain and ExplainFailure (plain-English explanations);
-//   - TranscriptLine and Direction (what Options.Transcript receives).
+//   - TranscriptLine and Direction (what Options.Transcript receives);
+//   - SafeText, which escapes control, C1 and bidi characters in text a
+//     server controls.
+//
+// What one probe keeps is capped whatever the server sends: at most 16
+// lines and 1 KiB of text per reply (all lines are still read and parsed,
+// within MaxLineLength and MaxReplyLines), 64 EHLO keywords, and 64 KiB of
+// transcript text. Server text is made safe with SafeText before it is
+// kept, and the password, in every encoding the probe sent, is replaced by
+// <redacted> wherever a server echoes it.
 //
 // The Result holds every phase reached, with its duration and reply, the
 // EHLO extensions, and the TLS state, filled up to the point of failure; a

@@ -68,7 +68,8 @@ type Error struct {
 	Err error
 }
 
-// Error formats the failure as "rcpt: reply_5xx: 550 5.1.1 no such user".
+// Error formats the failure as "rcpt: reply_5xx: 550 5.1.1 no such user",
+// made safe with SafeText.
 func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s", e.Phase, e.Reason)
@@ -80,7 +81,7 @@ func (e *Error) Error() string {
 		b.WriteString(": ")
 		b.WriteString(e.Err.Error())
 	}
-	return b.String()
+	return SafeText(b.String())
 }
 
 // Unwrap returns the underlying error.

@@ -91,9 +91,10 @@ type Options struct {
 	// notes on what the probe did. Calls are serialised by the probe (one
 	// lock per Probe or ProbeMX call, shared by the concurrent exchanger
 	// probes of ProbeMX), so the function needs no locking of its own if it
-	// serves one call. Server text in it is made safe (SafeText) and secrets
-	// are replaced by <redacted>. The lines of one call are capped in total
-	// (maxTranscriptBytes), then one note says the transcript was truncated.
+	// serves one call. Every line is made safe (SafeText) and secrets are
+	// replaced by <redacted>. The text of one call is capped at 64 KiB:
+	// past it, one note says the transcript was truncated and server lines
+	// are dropped, while the probe's own lines still come.
 	Transcript func(TranscriptLine)
 }
 

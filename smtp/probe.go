@@ -2,7 +2,9 @@ package smtp
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -52,9 +54,11 @@ type prober struct {
 	addr     netip.Addr // the vetted address to dial
 	conn     net.Conn
 	r        *bufio.Reader
-	tls      bool   // the connection is encrypted
-	password string // read once before connecting
-	mailOpen bool   // a MAIL FROM was accepted and the transaction is open
+	tls      bool    // the connection is encrypted
+	password string  // read once before connecting
+	secrets  secrets // the password and its encodings, scrubbed from what is kept or shown
+	mailOpen bool    // a MAIL FROM was accepted and the transaction is open
+	ehloExt  *extensionSet
 }
 
 func newProber(ctx context.Context, host string, port uint16, opts *Options, tr *transcript, trHost string) *prober {
@@ -64,7 +68,11 @@ func newProber(ctx context.Context, host string, port uint16, opts *Options, tr 
 // done records the outcome of the probe and returns it as Probe does.
 func (p *prober) done(err *Error) (*Result, error) {
 	p.res.Duration = time.Since(p.start)
+	if p.res.TLS != nil {
+		p.res.TLS.VerifyError = cleanErr(p.res.TLS.VerifyError, p.secrets.clean)
+	}
 	if err != nil {
+		err.Err = cleanErr(err.Err, p.secrets.clean)
 		p.res.Err = err
 		p.note("probe failed: %s", err)
 		return p.res, err
@@ -81,6 +89,8 @@ func (p *prober) prepare() *Error {
 			return &Error{Phase: PhaseAuth, Reason: ReasonConfig, Err: fmt.Errorf("reading the password: %w", err)}
 		}
 		p.password = pw
+		p.secrets.add(pw)
+		p.secrets.add(base64.StdEncoding.EncodeToString([]byte(pw)))
 	}
 	return p.resolve()
 }
@@ -404,14 +414,29 @@ func (p *prober) unsolicited() *Error {
 	if len(p.res.Phases) > 0 {
 		phase = p.res.Phases[len(p.res.Phases)-1].Phase
 	}
-	peek, _ := p.r.Peek(min(n, 41))
+	peek, _ := p.r.Peek(min(n, 256))
+	shown := p.secrets.scrub(safeBytes(bytes.TrimRight(peek, "\r\n")))
+	if len(shown) > 40 {
+		shown = cutUTF8(shown, 40) + "..."
+	}
 	return &Error{Phase: phase, Reason: ReasonProtocol,
-		Err: protocolErrorf("the server sent %d bytes nobody asked for after its %s reply: %q", n, phase, clip(peek, 40))}
+		Err: protocolErrorf("the server sent %d bytes nobody asked for after its %s reply: \"%s\"", n, phase, shown)}
 }
 
 // readReply reads one reply and records the phase as lasting since t.
 func (p *prober) readReply(phase Phase, t time.Time) (*Reply, *Error) {
-	r, err := ReadReply(p.r, p.serverLine)
+	how := replyReading{keepLines: maxKeptLines, keepBytes: maxKeptBytes, clean: p.secrets.scrub, onLine: p.serverLine}
+	p.ehloExt = nil
+	if phase == PhaseEHLO {
+		ext := &extensionSet{}
+		how.onText = func(i int, text string) {
+			if i > 0 {
+				ext.add(text)
+			}
+		}
+		p.ehloExt = ext
+	}
+	r, err := readReply(p.r, how)
 	p.res.Phases = append(p.res.Phases, PhaseResult{Phase: phase, Duration: time.Since(t), Reply: r})
 	if err != nil {
 		return nil, p.ioError(phase, err)
@@ -421,7 +446,7 @@ func (p *prober) readReply(phase Phase, t time.Time) (*Reply, *Error) {
 
 func (p *prober) serverLine(line []byte) {
 	if p.tr != nil {
-		p.emit(Server, cleanText(line))
+		p.emit(Server, safeBytes(line))
 	}
 }
 
@@ -450,10 +475,16 @@ func isTimeout(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
+// emit sends a line to the transcript, secrets scrubbed (the transcript
+// makes it safe).
 func (p *prober) emit(dir Direction, text string) {
-	p.tr.emit(p.trHost, dir, text)
+	if p.tr != nil {
+		p.tr.emit(p.trHost, dir, p.secrets.scrub(text))
+	}
 }
 
 func (p *prober) note(format string, args ...any) {
-	p.tr.notef(p.trHost, format, args...)
+	if p.tr != nil {
+		p.emit(Note, fmt.Sprintf(format, args...))
+	}
 }
