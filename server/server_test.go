@@ -50,7 +50,7 @@ modules:
 `
 
 // newTestServer returns a server on the given config text.
-func newTestServer(t *testing.T, conf string, o Options) (*Server, *prometheus.Registry) {
+func newTestServer(t testing.TB, conf string, o Options) (*Server, *prometheus.Registry) {
 	t.Helper()
 	c, err := config.Parse([]byte(conf), t.TempDir())
 	if err != nil {
@@ -76,7 +76,7 @@ func newTestServer(t *testing.T, conf string, o Options) (*Server, *prometheus.R
 }
 
 // reload puts conf in place as a reload does.
-func reload(t *testing.T, s *Server, conf string) {
+func reload(t testing.TB, s *Server, conf string) {
 	t.Helper()
 	c, err := config.Parse([]byte(conf), t.TempDir())
 	if err != nil {
