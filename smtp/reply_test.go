@@ -150,5 +150,20 @@ func FuzzReadReply(f *testing.F) {
 			}
 			_ = Explain(reply)
 		}
+		// What a probe keeps of the same bytes is capped.
+		r = NewReader(strings.NewReader(string(data)))
+		for i := 0; i < 4; i++ {
+			reply, err := readReply(r, replyReading{keepLines: maxKeptLines, keepBytes: maxKeptBytes})
+			if err != nil {
+				return
+			}
+			text := 0
+			for _, l := range reply.Lines {
+				text += len(l)
+			}
+			if len(reply.Lines) > maxKeptLines+1 || text > maxKeptBytes+64 {
+				t.Fatalf("kept %d lines, %d bytes", len(reply.Lines), text)
+			}
+		}
 	})
 }
