@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"runtime"
@@ -49,10 +50,12 @@ func BenchmarkConcurrentDebugProbesMaximalReplies(b *testing.B) {
 			go func() {
 				defer wg.Done()
 				<-start
-				rec := httptest.NewRecorder()
-				s.Probe().ServeHTTP(rec, httptest.NewRequest("GET", url, nil))
-				if rec.Code != 200 || !strings.Contains(rec.Body.String(), "Probe transcript:") {
-					b.Errorf("probe: %d", rec.Code)
+				// The answer goes to a writer that keeps only its size, as a
+				// socket would: the test holds no bodies of its own.
+				w := &countingWriter{header: http.Header{}}
+				s.Probe().ServeHTTP(w, httptest.NewRequest("GET", url, nil))
+				if w.code != 0 || w.n < 1000 {
+					b.Errorf("probe: status %d, %d bytes", w.code, w.n)
 				}
 			}()
 		}
@@ -63,6 +66,20 @@ func BenchmarkConcurrentDebugProbesMaximalReplies(b *testing.B) {
 	<-sampled
 	b.ReportMetric(float64(peakHeap)/(1<<20), "peak-heap-MiB")
 	b.ReportMetric(vmHWM()/(1<<20), "peak-RSS-MiB")
+}
+
+// countingWriter is a ResponseWriter that counts what is written.
+type countingWriter struct {
+	header http.Header
+	code   int
+	n      int
+}
+
+func (w *countingWriter) Header() http.Header  { return w.header }
+func (w *countingWriter) WriteHeader(code int) { w.code = code }
+func (w *countingWriter) Write(b []byte) (int, error) {
+	w.n += len(b)
+	return len(b), nil
 }
 
 // vmHWM is the process's peak resident set size in bytes.

@@ -90,6 +90,7 @@ func (s *Server) serveProbe(w http.ResponseWriter, r *http.Request) {
 	if debug {
 		contentType = "text/plain; charset=utf-8"
 		writeDebug(&body, tr, o, items)
+		tr = nil // the lines are in the body now
 	} else if err := collector.WriteProbeMetrics(&body, items); err != nil {
 		s.debug("msg", "Error writing the probe's metrics", "target", t.Raw, "err", err)
 	}
@@ -130,6 +131,12 @@ func (h *heldSlot) done() {
 // writeDebug is the answer to debug=true: the transcript, explanations and
 // verdict, the metrics, and the module (secrets redacted).
 func writeDebug(b *bytes.Buffer, tr *probe.Transcript, o *probe.Outcome, items []collector.Item) {
+	// Sized once: a buffer grown by doubling could hold twice the answer.
+	size := 16 << 10
+	for _, l := range tr.Lines {
+		size += len(l.Text) + len(l.Host) + 20
+	}
+	b.Grow(size)
 	b.WriteString("Probe transcript:\n")
 	_, _ = tr.WriteTo(b)
 	probe.WriteReport(b, o)

@@ -189,8 +189,8 @@ func retainedPerProbe(t testing.TB, n int, transcript bool) float64 {
 
 // TestMemoryBudgetPerProbe: against a server sending 128 lines of 4 KiB in
 // every reply (half a megabyte each), what one probe keeps stays small: the
-// Result a few KiB (12.6 KiB measured), the transcript at most 64 KiB of
-// text (76 KiB with the Result measured). Before the caps, one probe kept
+// Result a few KiB (12.6 KiB measured), the transcript at most 32 KiB of
+// text (41 KiB with the Result measured). Before the caps, one probe kept
 // about 1.3 MB.
 func TestMemoryBudgetPerProbe(t *testing.T) {
 	res := retainedPerProbe(t, 20, false)
@@ -219,7 +219,7 @@ func BenchmarkRetainedMaximalReplies(b *testing.B) {
 }
 
 // TestMaximalRepliesCapped: what is kept of maximal replies is capped (16
-// lines, 1 KiB of text per reply, 64 EHLO keywords, 64 KiB of transcript
+// lines, 1 KiB of text per reply, 64 EHLO keywords, 32 KiB of transcript
 // with one note saying it was truncated), while the dialog goes on.
 func TestMaximalRepliesCapped(t *testing.T) {
 	host, port := maximalServer(t)

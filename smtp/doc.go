@@ -29,7 +29,7 @@
 //
 // What one probe keeps is capped whatever the server sends: at most 16
 // lines and 1 KiB of text per reply (all lines are still read and parsed,
-// within MaxLineLength and MaxReplyLines), 64 EHLO keywords, and 64 KiB of
+// within MaxLineLength and MaxReplyLines), 64 EHLO keywords, and 32 KiB of
 // transcript text. Server text is made safe with SafeText before it is
 // kept, and the password, in every encoding the probe sent, is replaced by
 // <redacted> wherever a server echoes it.

@@ -92,7 +92,7 @@ type Options struct {
 	// lock per Probe or ProbeMX call, shared by the concurrent exchanger
 	// probes of ProbeMX), so the function needs no locking of its own if it
 	// serves one call. Every line is made safe (SafeText) and secrets are
-	// replaced by <redacted>. The text of one call is capped at 64 KiB:
+	// replaced by <redacted>. The text of one call is capped at 32 KiB:
 	// past it, one note says the transcript was truncated and server lines
 	// are dropped, while the probe's own lines still come.
 	Transcript func(TranscriptLine)

@@ -11,7 +11,7 @@ import (
 // (one note says so), while the probe's own lines, whose number the dialog
 // bounds, still come. No line is longer than maxTranscriptLine.
 const (
-	maxTranscriptBytes = 64 << 10
+	maxTranscriptBytes = 32 << 10
 	maxTranscriptLine  = 4 << 10
 )
 
