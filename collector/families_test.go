@@ -44,11 +44,11 @@ func TestFamiliesTable(t *testing.T) {
 // rest is one count.
 func TestExtensionsBounded(t *testing.T) {
 	var ehlo strings.Builder
-	ehlo.WriteString("250-mx.example.org\n250-STARTTLS\n250-SIZE 1000\n")
-	for i := range 118 {
+	ehlo.WriteString("250-mx.example.org\n250-STARTTLS\n250-SIZE 1000\n250-8BITMIME\n")
+	for i := range 117 {
 		fmt.Fprintf(&ehlo, "250-X-ROTATING-%d\n", i)
 	}
-	ehlo.WriteString("250 8BITMIME")
+	ehlo.WriteString("250 X-ROTATING-LAST")
 	addr := scripted{banner: "220 mx.example.org ESMTP", replies: map[string]string{"EHLO": ehlo.String()}}.start(t, "127.0.0.1:0")
 	set := buildSet(t, "modules:\n  default: {helo_name: probe.test}\n")
 	tgt, err := set.Plans["default"].ParseTarget(addr)
