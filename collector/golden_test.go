@@ -3,7 +3,6 @@ package collector
 import (
 	"bytes"
 	"context"
-	"flag"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,11 +18,10 @@ import (
 
 	"github.com/smtp-exporter/smtp_exporter/internal/dnstest"
 	"github.com/smtp-exporter/smtp_exporter/internal/smtptest"
+	"github.com/smtp-exporter/smtp_exporter/internal/testenv"
 	"github.com/smtp-exporter/smtp_exporter/internal/testpki"
 	"github.com/smtp-exporter/smtp_exporter/probe"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
 // goldenModules are the modules of the golden probes; %RESOLVER% is the
 // test's DNS server.
@@ -181,7 +179,7 @@ func checkGolden(t *testing.T, name string, items []Item) {
 		t.Fatal(err)
 	}
 	path := filepath.Join("testdata", "golden", name+".prom")
-	if *update {
+	if *testenv.Update {
 		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/smtp-exporter/smtp_exporter/smtp"
+	// Every test binary accepts -update (go test ./... -run Golden -args -update).
+	_ "github.com/smtp-exporter/smtp_exporter/internal/testenv"
 )
 
 // TestLoadConfigErrors loads each broken file in testdata and checks

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/smtp-exporter/smtp_exporter/config"
+	// Every test binary accepts -update (go test ./... -run Golden -args -update).
+	_ "github.com/smtp-exporter/smtp_exporter/internal/testenv"
 	"github.com/smtp-exporter/smtp_exporter/smtp"
 )
 
