@@ -53,7 +53,7 @@ func BenchmarkConcurrentDebugProbesMaximalReplies(b *testing.B) {
 				// The answer goes to a writer that keeps only its size, as a
 				// socket would: the test holds no bodies of its own.
 				w := &countingWriter{header: http.Header{}}
-				s.Probe().ServeHTTP(w, httptest.NewRequest("GET", url, nil))
+				s.Probe().ServeHTTP(w, httptest.NewRequest(http.MethodGet, url, nil))
 				if w.code != 0 || w.n < 1000 {
 					b.Errorf("probe: status %d, %d bytes", w.code, w.n)
 				}

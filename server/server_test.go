@@ -22,6 +22,7 @@ import (
 	"github.com/smtp-exporter/smtp_exporter/collector"
 	"github.com/smtp-exporter/smtp_exporter/config"
 	"github.com/smtp-exporter/smtp_exporter/internal/smtptest"
+
 	// Every test binary accepts -update (go test ./... -run Golden -args -update).
 	_ "github.com/smtp-exporter/smtp_exporter/internal/testenv"
 	"github.com/smtp-exporter/smtp_exporter/probe"

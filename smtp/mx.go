@@ -109,13 +109,13 @@ func ProbeMX(ctx context.Context, domain string, port uint16, opts *Options, max
 	}
 	res.Found = len(mxs)
 	if len(mxs) > maxHosts {
-		tr.notef("", "%s has %d MX hosts: probing the first %d", domain, len(mxs), maxHosts)
+		tr.notef("%s has %d MX hosts: probing the first %d", domain, len(mxs), maxHosts)
 		mxs = mxs[:maxHosts]
 	}
 	res.Hosts = make([]MXHost, len(mxs))
 	probers := make([]*prober, len(mxs))
 	for i, mx := range mxs {
-		tr.notef("", "MX %d %s", mx.Pref, mx.Host)
+		tr.notef("MX %d %s", mx.Pref, mx.Host)
 		res.Hosts[i] = MXHost{Name: mx.Host, Preference: mx.Pref}
 		probers[i] = newProber(ctx, mx.Host, port, opts, tr, mx.Host)
 	}
@@ -161,7 +161,7 @@ func lookupMX(ctx context.Context, domain string, opts *Options, tr *transcript,
 		// No MX records: the domain itself is the implicit exchanger. If the
 		// domain does not exist either, its probe fails in resolve.
 		res.Implicit = true
-		tr.notef("", "%s has no MX records: probing the domain itself (implicit MX)", domain)
+		tr.notef("%s has no MX records: probing the domain itself (implicit MX)", domain)
 		return []*net.MX{{Host: domain, Pref: 0}}, nil
 	default:
 		reason := ReasonResolve
@@ -169,13 +169,13 @@ func lookupMX(ctx context.Context, domain string, opts *Options, tr *transcript,
 			reason = ReasonTimeout
 		}
 		e := &Error{Phase: PhaseResolve, Reason: reason, Err: opts.resolveError("looking up MX of "+domain, err)}
-		tr.notef("", "MX lookup failed: %v", e.Err)
+		tr.notef("MX lookup failed: %v", e.Err)
 		return nil, e
 	}
 	for _, mx := range mxs {
 		if mx.Host == "." || mx.Host == "" {
 			e := &Error{Phase: PhaseResolve, Reason: ReasonNullMX, Err: fmt.Errorf("%s publishes a null MX (RFC 7505): it accepts no mail", domain)}
-			tr.notef("", "%s", e.Err)
+			tr.notef("%s", e.Err)
 			return nil, e
 		}
 		mx.Host = strings.ToLower(strings.TrimSuffix(mx.Host, "."))

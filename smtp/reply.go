@@ -229,13 +229,6 @@ func parseReplyLine(line []byte) (code int, more, ok bool) {
 	return code, more, true
 }
 
-func clip(b []byte, n int) string {
-	if len(b) > n {
-		return safeBytes(b[:n]) + "..."
-	}
-	return safeBytes(b)
-}
-
 // parseEnhancedCode finds the RFC 3463 enhanced status code at the start of a
 // reply's text, written "4.4.5" or, as some appliances write it, "#4.4.5".
 // The code's class must match the reply code's first digit (2, 4 or 5);

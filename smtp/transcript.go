@@ -59,10 +59,10 @@ func (t *transcript) emit(host string, dir Direction, text string) {
 	t.fn(TranscriptLine{At: at, Host: host, Dir: dir, Text: text})
 }
 
-// notef delivers a note.
-func (t *transcript) notef(host, format string, args ...any) {
+// notef delivers a note of the call itself (not of one exchanger).
+func (t *transcript) notef(format string, args ...any) {
 	if t == nil {
 		return
 	}
-	t.emit(host, Note, fmt.Sprintf(format, args...))
+	t.emit("", Note, fmt.Sprintf(format, args...))
 }
