@@ -221,7 +221,7 @@ func (d *deliverer) connect() *Error {
 	var dialer net.Dialer
 	raw, err := dialer.DialContext(d.ctx, "tcp", d.dc.Addr)
 	if err != nil {
-		if d.ctx.Err() != nil {
+		if d.expired() {
 			return d.fail(ReasonTimeout, fmt.Errorf("connecting to %s: %w", d.dc.Addr, err))
 		}
 		return d.fail(ReasonConnect, fmt.Errorf("connecting to %s: %w", d.dc.Addr, err))
@@ -286,7 +286,7 @@ func (d *deliverer) handshake(conn net.Conn, host string) (*tls.Conn, *Error) {
 	cfg := imapTLSConfig(d.dc.TLSConfig, host)
 	tc := tls.Client(conn, cfg)
 	if err := tc.HandshakeContext(d.ctx); err != nil {
-		if d.ctx.Err() != nil || isTimeout(err) {
+		if d.expired() || isTimeout(err) {
 			return nil, d.fail(ReasonTimeout, fmt.Errorf("tls handshake: %w", err))
 		}
 		return nil, d.fail(ReasonTLS, fmt.Errorf("tls handshake: %w", err))
@@ -314,7 +314,7 @@ func (d *deliverer) login(password string) *Error {
 		return nil
 	}
 	var ie *imap.Error
-	if errors.As(err, &ie) && d.ctx.Err() == nil {
+	if errors.As(err, &ie) && !d.expired() {
 		return d.fail(ReasonAuth, fmt.Errorf("logging in as %s: %w", d.dc.Username, err))
 	}
 	return d.ioError(fmt.Errorf("logging in: %w", err))
@@ -324,7 +324,7 @@ func (d *deliverer) login(password string) *Error {
 // failure, the rest is the connection's.
 func (d *deliverer) imapError(err error) *Error {
 	var ie *imap.Error
-	if errors.As(err, &ie) && d.ctx.Err() == nil {
+	if errors.As(err, &ie) && !d.expired() {
 		return d.fail(ReasonProtocol, err)
 	}
 	return d.ioError(err)
@@ -333,7 +333,7 @@ func (d *deliverer) imapError(err error) *Error {
 // ioError classifies a read or write failure, as the SMTP dialog does.
 func (d *deliverer) ioError(err error) *Error {
 	switch {
-	case d.ctx.Err() != nil, isTimeout(err):
+	case d.expired(), isTimeout(err):
 		return d.fail(ReasonTimeout, err)
 	case errors.Is(err, ErrProtocol):
 		return d.fail(ReasonProtocol, err)
@@ -346,6 +346,16 @@ func (d *deliverer) ioError(err error) *Error {
 		return d.fail(ReasonClosed, err)
 	}
 	return d.fail(ReasonProtocol, err)
+}
+
+// expired reports whether the check's time is up. The deadline set on the
+// socket may fire a moment before the context's timer does.
+func (d *deliverer) expired() bool {
+	if d.ctx.Err() != nil {
+		return true
+	}
+	deadline, _ := d.ctx.Deadline()
+	return !time.Now().Before(deadline)
 }
 
 func tlsModeName(m TLSMode) TLSMode {

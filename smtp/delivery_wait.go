@@ -75,6 +75,15 @@ func (d *deliverer) notArrived() *Error {
 		d.req.MessageID, time.Since(d.req.AcceptedAt).Seconds(), d.ctx.Err()))
 }
 
+// closed is the failure of a connection that ended while waiting: the
+// deadline's doing (the socket is closed then), or the server's.
+func (d *deliverer) closed(when string) *Error {
+	if d.expired() {
+		return d.notArrived()
+	}
+	return d.fail(ReasonClosed, errors.New("the server closed the connection "+when))
+}
+
 // idleUntilNewMail runs IDLE until the server reports a new message.
 func (d *deliverer) idleUntilNewMail() *Error {
 	select {
@@ -84,7 +93,7 @@ func (d *deliverer) idleUntilNewMail() *Error {
 	}
 	cmd, err := d.client.Idle()
 	if err != nil {
-		if d.ctx.Err() != nil {
+		if d.expired() {
 			return d.notArrived()
 		}
 		return d.imapError(fmt.Errorf("idle: %w", err))
@@ -95,7 +104,7 @@ func (d *deliverer) idleUntilNewMail() *Error {
 		// The connection is closing; IDLE ends with it.
 		return d.notArrived()
 	case <-d.client.Closed():
-		return d.ioError(errors.New("the server closed the connection during IDLE"))
+		return d.closed("during IDLE")
 	}
 	if err := cmd.Close(); err != nil {
 		return d.ioError(fmt.Errorf("ending idle: %w", err))
@@ -116,7 +125,7 @@ func (d *deliverer) sleep(interval time.Duration) *Error {
 	case <-d.ctx.Done():
 		return d.notArrived()
 	case <-d.client.Closed():
-		return d.ioError(errors.New("the server closed the connection"))
+		return d.closed("between searches")
 	}
 	return nil
 }
@@ -144,7 +153,7 @@ func (d *deliverer) findMessage() ([]imap.UID, *Error) {
 }
 
 func (d *deliverer) searchError(err error) *Error {
-	if d.ctx.Err() != nil {
+	if d.expired() {
 		return d.notArrived()
 	}
 	return d.imapError(fmt.Errorf("search: %w", err))
@@ -163,7 +172,7 @@ func (d *deliverer) headers(uids []imap.UID, limit int) (map[imap.UID]mail.Heade
 		UID: true, BodySection: []*imap.FetchItemBodySection{headerSection},
 	}).Collect()
 	if err != nil {
-		if d.ctx.Err() != nil {
+		if d.expired() {
 			return nil, d.notArrived()
 		}
 		return nil, d.imapError(fmt.Errorf("fetching headers: %w", err))
