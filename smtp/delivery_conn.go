@@ -57,8 +57,10 @@ type imapLog struct {
 	out     func(TranscriptLine) // nil: no transcript
 	start   time.Time
 	secrets []string
-	// bufs holds the unfinished line of each direction.
+	// bufs holds the unfinished line of each direction; skip is set while
+	// the rest of an over-long line is dropped.
 	bufs [2][]byte
+	skip [2]bool
 	// secretTag is the tag of a LOGIN or AUTHENTICATE command in flight:
 	// every client line until its tagged reply is redacted (a password sent
 	// as a literal, SASL responses).
@@ -148,18 +150,27 @@ func (l *imapLog) data(dir Direction, p []byte) {
 		if n < 0 {
 			break
 		}
-		l.lineLocked(dir, bytes.TrimSuffix(buf[:n], []byte("\r")))
+		if !l.skip[i] {
+			l.lineLocked(dir, bytes.TrimSuffix(buf[:n], []byte("\r")))
+		}
+		l.skip[i] = false
 		buf = buf[n+1:]
 	}
-	if len(buf) > imapLineMax { // an endless line: show its start, drop the rest
-		l.lineLocked(dir, buf)
+	if len(buf) > imapLineMax {
+		// An endless line: show its start, drop the rest up to its end (so
+		// that no piece of it, or of a secret in it, shows on its own).
+		if !l.skip[i] {
+			l.lineLocked(dir, buf)
+		}
+		l.skip[i] = true
 		buf = buf[:0]
 	}
 	l.bufs[i] = append(l.bufs[i][:0], buf...)
 }
 
 func (l *imapLog) lineLocked(dir Direction, line []byte) {
-	text := l.scrubLocked(clip(line, imapLineShown))
+	// Scrub before clipping, so that no piece of a secret is left.
+	text := clip([]byte(l.scrubLocked(string(line))), imapLineShown)
 	if dir == Client {
 		if m := imapCommand.FindStringSubmatch(text); m != nil {
 			l.secretTag = m[1]
