@@ -47,7 +47,7 @@ func TestIMAPLogLines(t *testing.T) {
 				dir  Direction
 				data string
 			}{{Server, "* BAD you said " + secret + "\x1b[31m\r\n"}},
-			want: []string{"S: * BAD you said <redacted>\uFFFD[31m"}},
+			want: []string{"S: * BAD you said <redacted>" + clip([]byte("\x1b[31m"), 100)}},
 		{name: "endless line: its start only",
 			writes: []struct {
 				dir  Direction
@@ -69,6 +69,9 @@ func TestIMAPLogLines(t *testing.T) {
 			for _, line := range got {
 				if strings.Contains(line, "cr\"e") || strings.Contains(line, `cr\"e`) {
 					t.Errorf("a piece of the secret shows: %q", line)
+				}
+				if strings.ContainsAny(line, "\x1b\r\n") {
+					t.Errorf("a control character shows: %q", line)
 				}
 			}
 		})
