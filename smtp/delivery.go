@@ -85,7 +85,8 @@ type DeliveryRequest struct {
 	// when the check starts.
 	Start time.Time
 	// Transcript, when not nil, receives every IMAP line sent and received,
-	// and notes of what the check did. Calls are serialised.
+	// and notes of what the check did, each with Host "imap <Addr>" (so
+	// that they read apart from the SMTP dialog's). Calls are serialised.
 	Transcript func(TranscriptLine)
 }
 
@@ -133,7 +134,7 @@ func CheckDelivery(ctx context.Context, dc *DeliveryCheck, req DeliveryRequest) 
 		ctx, cancelWait = context.WithDeadline(ctx, req.AcceptedAt.Add(dc.Timeout))
 		defer cancelWait()
 	}
-	d := &deliverer{ctx: ctx, dc: dc, req: req, res: res, log: newIMAPLog(req.Transcript, req.Start)}
+	d := &deliverer{ctx: ctx, dc: dc, req: req, res: res, log: newIMAPLog(req.Transcript, req.Start, "imap "+dc.Addr)}
 	err := d.run()
 	res.Duration = time.Since(start)
 	if err != nil {

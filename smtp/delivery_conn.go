@@ -56,6 +56,7 @@ type imapLog struct {
 	mu      sync.Mutex
 	out     func(TranscriptLine) // nil: no transcript
 	start   time.Time
+	host    string // TranscriptLine.Host of every line
 	secrets []string
 	// bufs holds the unfinished line of each direction; skip is set while
 	// the rest of an over-long line is dropped.
@@ -67,8 +68,8 @@ type imapLog struct {
 	secretTag string
 }
 
-func newIMAPLog(out func(TranscriptLine), start time.Time) *imapLog {
-	return &imapLog{out: out, start: start}
+func newIMAPLog(out func(TranscriptLine), start time.Time, host string) *imapLog {
+	return &imapLog{out: out, start: start, host: host}
 }
 
 // addSecret registers a value (the password) to be scrubbed from every line
@@ -127,7 +128,7 @@ func (l *imapLog) note(format string, args ...any) {
 }
 
 func (l *imapLog) emitLocked(dir Direction, text string) {
-	l.out(TranscriptLine{At: time.Since(l.start), Dir: dir, Text: text})
+	l.out(TranscriptLine{At: time.Since(l.start), Host: l.host, Dir: dir, Text: text})
 }
 
 // imapCommand matches the start of a client command line: tag, command.

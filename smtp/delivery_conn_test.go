@@ -58,7 +58,7 @@ func TestIMAPLogLines(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string
-			l := newIMAPLog(func(tl TranscriptLine) { got = append(got, string(rune(tl.Dir))+": "+tl.Text) }, time.Now())
+			l := newIMAPLog(func(tl TranscriptLine) { got = append(got, string(rune(tl.Dir))+": "+tl.Text) }, time.Now(), "imap x")
 			l.addSecret(secret)
 			for _, w := range tt.writes {
 				l.data(w.dir, []byte(w.data))
@@ -125,4 +125,39 @@ func TestTestMessageIsAProbeMessage(t *testing.T) {
 	if !isStaleProbeMessage(msg.Header, "<other>", later) {
 		t.Errorf("the probe's message is not recognised as a probe's")
 	}
+}
+
+// FuzzIMAPLog feeds server and client bytes, in pieces, to the transcript:
+// no line shows the secret or a control character, and none is unbounded.
+func FuzzIMAPLog(f *testing.F) {
+	const secret = "Fuzz-S3cret"
+	f.Add([]byte("* OK ready\r\nT1 LOGIN u "+secret+"\r\n"), uint8(3), true)
+	f.Add([]byte("T1 NO bad "+secret+"\r\n* 1 EXISTS\r\n"), uint8(7), false)
+	f.Add([]byte(strings.Repeat("a", imapLineMax+10)+secret+"\r\n"), uint8(200), false)
+	f.Fuzz(func(t *testing.T, data []byte, piece uint8, client bool) {
+		var lines []TranscriptLine
+		l := newIMAPLog(func(tl TranscriptLine) { lines = append(lines, tl) }, time.Now(), "imap x")
+		l.addSecret(secret)
+		dir := Server
+		if client {
+			dir = Client
+		}
+		n := int(piece) + 1
+		for len(data) > 0 {
+			k := min(n, len(data))
+			l.data(dir, data[:k])
+			data = data[k:]
+		}
+		for _, tl := range lines {
+			if strings.Contains(tl.Text, secret) {
+				t.Errorf("the secret shows: %q", tl.Text)
+			}
+			if strings.ContainsAny(tl.Text, "\r\n\x00\x1b") {
+				t.Errorf("a control character shows: %q", tl.Text)
+			}
+			if len(tl.Text) > 4*imapLineShown+len("...") {
+				t.Errorf("a line of %d bytes", len(tl.Text))
+			}
+		}
+	})
 }
