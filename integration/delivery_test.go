@@ -234,9 +234,10 @@ func TestDeliveryPostfixDovecot(t *testing.T) {
 		_, err := smtp.CheckDelivery(context.Background(), imapCheck(t, p, smtp.TLSImplicit, inboxPassword, timeout),
 			smtp.DeliveryRequest{MessageID: m.messageID, AcceptedAt: m.acceptedAt, Transcript: tr.add})
 		took := time.Since(m.acceptedAt)
-		if err == nil || err.Phase != smtp.PhaseDelivery || err.Reason != smtp.ReasonTimeout {
-			t.Fatalf("err = %v, want delivery: timeout\n%s", err, tr)
+		if err == nil || err.Phase != smtp.PhaseDelivery || err.Reason != smtp.ReasonTimeout || !strings.Contains(err.Error(), "was not in the mailbox") {
+			t.Fatalf("err = %v, want delivery: timeout, not in the mailbox\n%s", err, tr)
 		}
+		t.Logf("failed %v after acceptance (timeout %v): %v", took, timeout, err)
 		if took < timeout || took > timeout+2*time.Second {
 			t.Errorf("failed %v after acceptance, want %v (+ at most 2s)", took, timeout)
 		}

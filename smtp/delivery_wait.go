@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -71,8 +72,12 @@ func (d *deliverer) pollInterval() time.Duration {
 
 // notArrived is the failure of a message that did not come in time.
 func (d *deliverer) notArrived() *Error {
+	cause := d.ctx.Err()
+	if cause == nil { // the socket's deadline came a moment before the context's timer
+		cause = context.DeadlineExceeded
+	}
 	return d.fail(ReasonTimeout, fmt.Errorf("the message %s was not in the mailbox %.1fs after it was accepted (%w)",
-		d.req.MessageID, time.Since(d.req.AcceptedAt).Seconds(), d.ctx.Err()))
+		d.req.MessageID, time.Since(d.req.AcceptedAt).Seconds(), cause))
 }
 
 // closed is the failure of a connection that ended while waiting: the
