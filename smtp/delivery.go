@@ -218,7 +218,7 @@ func (d *deliverer) run() *Error {
 func (d *deliverer) connect() *Error {
 	host, _, _ := net.SplitHostPort(d.dc.Addr)
 	deadline, _ := d.ctx.Deadline()
-	d.log.note("IMAP: connecting to %s (tls: %s)", d.dc.Addr, tlsModeName(d.dc.TLS))
+	d.log.note("connecting to %s (tls: %s)", d.dc.Addr, tlsModeName(d.dc.TLS))
 	var dialer net.Dialer
 	raw, err := dialer.DialContext(d.ctx, "tcp", d.dc.Addr)
 	if err != nil {
