@@ -175,7 +175,9 @@ func (d *deliverer) run() *Error {
 	if err := d.connect(); err != nil {
 		return err
 	}
-	defer d.client.Close() // waits for the client's reader goroutine
+	// Close waits for the client's reader goroutine; the connection's own
+	// error, after a LOGOUT or a failure, tells nothing more.
+	defer func() { _ = d.client.Close() }()
 
 	if err := d.login(password); err != nil {
 		return err
@@ -209,8 +211,8 @@ func (d *deliverer) run() *Error {
 	}
 	d.res.Deleted = true
 	d.log.note("message deleted")
-	// A polite LOGOUT; the check already succeeded.
-	d.client.Logout().Wait()
+	// A polite LOGOUT; the check already succeeded, whatever its reply.
+	_ = d.client.Logout().Wait()
 	return nil
 }
 
@@ -231,9 +233,9 @@ func (d *deliverer) connect() *Error {
 	// write of the client, whatever deadline it set.
 	context.AfterFunc(d.ctx, func() { raw.Close() })
 	bounded := &boundedConn{Conn: raw, deadline: deadline}
-	bounded.SetDeadline(deadline)
+	_ = bounded.SetDeadline(deadline) // fails only on a closed socket, which the first read reports
 
-	var conn net.Conn = bounded
+	var conn net.Conn
 	switch d.dc.TLS {
 	case TLSImplicit:
 		tc, err := d.handshake(bounded, host)
@@ -276,7 +278,7 @@ func (d *deliverer) connect() *Error {
 		},
 	})
 	if err := d.client.WaitGreeting(); err != nil {
-		d.client.Close()
+		_ = d.client.Close() // the greeting's error says what went wrong
 		return d.ioError(fmt.Errorf("waiting for the greeting: %w", err))
 	}
 	return nil

@@ -63,7 +63,7 @@ func TestDeliveryFailures(t *testing.T) {
 		{name: "no password", reason: ReasonConfig, dc: func(t *testing.T) *DeliveryCheck {
 			return &DeliveryCheck{Addr: closedAddr(t), Username: imapUser}
 		}},
-		{name: "address without port", reason: ReasonConfig, dc: func(t *testing.T) *DeliveryCheck {
+		{name: "address without port", reason: ReasonConfig, dc: func(*testing.T) *DeliveryCheck {
 			return &DeliveryCheck{Addr: "127.0.0.1", Username: imapUser, Password: pw}
 		}},
 		{name: "unknown tls mode", reason: ReasonConfig, dc: func(t *testing.T) *DeliveryCheck {
@@ -110,7 +110,7 @@ func TestDeliveryHostileServers(t *testing.T) {
 		reason  Reason
 		errHas  string
 	}{
-		{name: "no greeting", reason: ReasonTimeout, handler: func(c net.Conn, r *bufio.Reader) error {
+		{name: "no greeting", reason: ReasonTimeout, handler: func(_ net.Conn, r *bufio.Reader) error {
 			_, err := r.ReadString('\n') // returns when the client hangs up
 			return ignoreClosed(err)
 		}},
@@ -122,7 +122,7 @@ func TestDeliveryHostileServers(t *testing.T) {
 				}
 			}
 		}},
-		{name: "endless greeting", reason: ReasonTimeout, handler: func(c net.Conn, r *bufio.Reader) error {
+		{name: "endless greeting", reason: ReasonTimeout, handler: func(c net.Conn, _ *bufio.Reader) error {
 			chunk := []byte(strings.Repeat("x", 4096))
 			c.Write([]byte("* OK "))
 			for {
@@ -136,7 +136,7 @@ func TestDeliveryHostileServers(t *testing.T) {
 			r.ReadString('\n')
 			return nil
 		}},
-		{name: "BYE greeting", reason: ReasonClosed, handler: func(c net.Conn, r *bufio.Reader) error {
+		{name: "BYE greeting", reason: ReasonClosed, handler: func(c net.Conn, _ *bufio.Reader) error {
 			fmt.Fprint(c, "* BYE too busy\r\n")
 			return nil
 		}},
@@ -154,11 +154,11 @@ func TestDeliveryHostileServers(t *testing.T) {
 			fmt.Fprint(c, "S1 OK go\r\n* OK [CAPABILITY IMAP4rev1] injected\r\n")
 			return nil
 		}},
-		{name: "PREAUTH before STARTTLS", mode: TLSStartTLS, reason: ReasonProtocol, errHas: "PREAUTH", handler: func(c net.Conn, r *bufio.Reader) error {
+		{name: "PREAUTH before STARTTLS", mode: TLSStartTLS, reason: ReasonProtocol, errHas: "PREAUTH", handler: func(c net.Conn, _ *bufio.Reader) error {
 			fmt.Fprint(c, "* PREAUTH welcome\r\n")
 			return nil
 		}},
-		{name: "handshake never finishes", mode: TLSImplicit, reason: ReasonTimeout, handler: func(c net.Conn, r *bufio.Reader) error {
+		{name: "handshake never finishes", mode: TLSImplicit, reason: ReasonTimeout, handler: func(_ net.Conn, r *bufio.Reader) error {
 			_, err := io.Copy(io.Discard, r) // the ClientHello, then nothing
 			return ignoreClosed(err)
 		}},

@@ -70,8 +70,8 @@ func TestDeliveryArrivesDuringIdle(t *testing.T) {
 			if !o.res.Idle || !o.res.Deleted {
 				t.Errorf("Idle %t Deleted %t, want both true", o.res.Idle, o.res.Deleted)
 			}
-			if min := delivered.Sub(accepted); o.res.Delivery < min || o.res.SeenAt.Before(delivered) {
-				t.Errorf("Delivery %v, SeenAt %v: want at least %v, not before the append at %v", o.res.Delivery, o.res.SeenAt, min, delivered)
+			if least := delivered.Sub(accepted); o.res.Delivery < least || o.res.SeenAt.Before(delivered) {
+				t.Errorf("Delivery %v, SeenAt %v: want at least %v, not before the append at %v", o.res.Delivery, o.res.SeenAt, least, delivered)
 			}
 			if f.has(t, id) || f.messages(t) != 0 {
 				t.Errorf("the message is still in the mailbox (%d messages)", f.messages(t))
