@@ -106,3 +106,11 @@ func cleanErr(err error, clean func(string) string) error {
 	}
 	return err
 }
+
+// clip is SafeText of b's first n bytes, with "..." when b is longer.
+func clip(b []byte, n int) string {
+	if len(b) > n {
+		return safeBytes(b[:n]) + "..."
+	}
+	return safeBytes(b)
+}
