@@ -48,6 +48,12 @@ var families = []family{
 		perProbe: func(o *probe.Outcome, s *sink) { s.emit(o.Duration.Seconds()) }},
 	{name: "probe_ip_protocol", help: "The IP protocol of the address dialled: 4 or 6 (0 if none was).",
 		perHost: func(h *hostItem, s *sink) { s.emit(float64(h.Result.IPProtocol)) }},
+	{name: "probe_smtp_delivery_seconds", help: "How long the probe's message took from the reply to the final \".\" until it was in the mailbox (delivery_check; absent when it did not arrive).",
+		perHost: func(h *hostItem, s *sink) {
+			if d := h.Delivery; d != nil && !d.SeenAt.IsZero() {
+				s.emit(d.Delivery.Seconds())
+			}
+		}},
 	{name: "probe_smtp_extension_info", help: "1 for each registered EHLO keyword the server advertised (after STARTTLS when TLS was started); see probe_smtp_extensions_unregistered for the others.",
 		labels: []string{"extension"},
 		perHost: func(h *hostItem, s *sink) {

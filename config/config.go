@@ -54,6 +54,7 @@ type Module struct {
 	MXSuccess          smtp.MXSuccess        `yaml:"mx_success,omitempty"`
 	MXMaxHosts         int                   `yaml:"mx_max_hosts,omitempty"`
 	ExpectReply        map[smtp.Phase]string `yaml:"expect_reply,omitempty"`
+	DeliveryCheck      *DeliveryCheck        `yaml:"delivery_check,omitempty"`
 }
 
 // AuthConfig holds AUTH credentials. The password is a Secret: it is never
@@ -176,6 +177,16 @@ func (m *Module) validateTransaction() error {
 	}
 	if m.SendData && len(m.RcptTo) == 0 {
 		return errors.New("send_data needs rcpt_to")
+	}
+	if m.DeliveryCheck != nil {
+		switch {
+		case !m.SendData:
+			return errors.New("delivery_check needs send_data (and mail_from, rcpt_to): there is no message to wait for")
+		case m.MXLookup:
+			return errors.New("delivery_check cannot go with mx_lookup: every exchanger would send a message of its own")
+		case len(m.ExpectReply) > 0:
+			return errors.New("delivery_check cannot go with expect_reply: the dialog must deliver the message")
+		}
 	}
 	return nil
 }
@@ -394,6 +405,12 @@ func Parse(data []byte, dir string) (*Config, error) {
 		m.TLSConfig.SetDirectory(dir)
 		if m.Auth != nil && m.Auth.PasswordFile != "" {
 			m.Auth.PasswordFile = promconfig.JoinDir(dir, m.Auth.PasswordFile)
+		}
+		if d := m.DeliveryCheck; d != nil {
+			d.TLSConfig.SetDirectory(dir)
+			if d.PasswordFile != "" {
+				d.PasswordFile = promconfig.JoinDir(dir, d.PasswordFile)
+			}
 		}
 	}
 	return c, nil

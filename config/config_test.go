@@ -46,6 +46,9 @@ func TestLoadConfigErrors(t *testing.T) {
 		"unknown-key.yml":            "config testdata/unknown-key.yml: module \"default\": yaml: unmarshal errors:\n  line 4: field helo not found in type config.moduleKeys",
 		"unknown-target-module.yml":  "config testdata/unknown-target-module.yml: targets[0] \"127.0.0.1:25\": unknown module \"nope\"",
 		"unknown-top.yml":            "config testdata/unknown-top.yml: yaml: unmarshal errors:\n  line 3: field target not found in type config.fileKeys",
+		"delivery-bad-imap.yml":      "config testdata/delivery-bad-imap.yml: module \"default\": delivery_check: imap: target \"imap.example.org:99999\": port \"99999\" is not a number from 1 to 65535",
+		"delivery-plaintext.yml":     "config testdata/delivery-plaintext.yml: module \"default\": delivery_check: tls none would send the IMAP password in clear: use starttls or implicit, or set delivery_check.allow_plaintext",
+		"delivery-without-data.yml":  "config testdata/delivery-without-data.yml: module \"default\": delivery_check needs send_data (and mail_from, rcpt_to): there is no message to wait for",
 		"missing.yml":                "reading config: open testdata/missing.yml: no such file or directory",
 	}
 	for file, want := range tests {

@@ -278,4 +278,6 @@ func TestDeliveryPostfixDovecot(t *testing.T) {
 			t.Fatalf("err = %v, want delivery: tls", err)
 		}
 	})
+
+	t.Run("through the exporter", func(t *testing.T) { deliveryThroughExporter(t, p) })
 }

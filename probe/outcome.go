@@ -35,6 +35,9 @@ type Host struct {
 	// several replies (RCPT per recipient, EHLO around STARTTLS, HELO after
 	// EHLO) reports its total time and its last reply.
 	Phases []PhaseSummary
+	// Delivery is the delivery check's, when the module has one and the
+	// message was accepted.
+	Delivery *smtp.DeliveryResult
 }
 
 // PhaseSummary is one phase of a host's dialog.

@@ -27,6 +27,8 @@ type Plan struct {
 	MX *MXPlan
 	// Options is what smtp.Probe runs, validated once at load.
 	Options *smtp.Options
+	// Delivery, when not nil, waits for the accepted message in a mailbox.
+	Delivery *smtp.DeliveryCheck
 	// authTargets are where /probe may send this module's credentials,
 	// besides its static targets; nil without auth.
 	authTargets []config.Pattern
@@ -127,12 +129,9 @@ func newPlan(name string, m *config.Module) (*Plan, error) {
 	}
 	p := &Plan{Name: name, Module: m, Timeout: time.Duration(m.Timeout), Port: m.Port, Options: o}
 	if a := m.Auth; a != nil {
-		password := func() (string, error) { return string(a.Password), nil }
-		if a.PasswordFile != "" {
-			if _, err := readPasswordFile(a.PasswordFile); err != nil {
-				return nil, fmt.Errorf("auth: %w", err)
-			}
-			password = func() (string, error) { return readPasswordFile(a.PasswordFile) }
+		password, err := passwordFunc(a.Password, a.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("auth: %w", err)
 		}
 		o.Auth = &smtp.Auth{Username: a.Username, Mechanism: a.Mechanism, AllowPlaintext: a.AllowPlaintext, Password: password}
 		p.authTargets = make([]config.Pattern, 0, len(a.Targets))
@@ -147,10 +146,44 @@ func newPlan(name string, m *config.Module) (*Plan, error) {
 	if m.MXLookup {
 		p.MX = &MXPlan{Success: m.MXSuccess, MaxHosts: m.MXMaxHosts}
 	}
+	if d := m.DeliveryCheck; d != nil {
+		dc, err := newDeliveryCheck(d)
+		if err != nil {
+			return nil, fmt.Errorf("delivery_check: %w", err)
+		}
+		p.Delivery = dc
+	}
 	// The config layer checked every key; this catches what only the
 	// engine knows, once, at load.
 	if err := o.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid module: %w", err)
 	}
 	return p, nil
+}
+
+// passwordFunc returns the password, inline or read from file at every call
+// (rotation needs no reload); a file is checked once now.
+func passwordFunc(inline promconfig.Secret, file string) (func() (string, error), error) {
+	if file == "" {
+		return func() (string, error) { return string(inline), nil }, nil
+	}
+	if _, err := readPasswordFile(file); err != nil {
+		return nil, err
+	}
+	return func() (string, error) { return readPasswordFile(file) }, nil
+}
+
+func newDeliveryCheck(d *config.DeliveryCheck) (*smtp.DeliveryCheck, error) {
+	password, err := passwordFunc(d.Password, d.PasswordFile)
+	if err != nil {
+		return nil, err
+	}
+	dc := &smtp.DeliveryCheck{Addr: d.IMAP, TLS: d.TLS, Username: d.Username, Password: password,
+		Mailbox: d.Mailbox, Timeout: time.Duration(d.Timeout)}
+	if d.TLS != smtp.TLSNone {
+		if dc.TLSConfig, err = promconfig.NewTLSConfig(&d.TLSConfig); err != nil {
+			return nil, fmt.Errorf("tls_config: %w", err)
+		}
+	}
+	return dc, dc.Validate()
 }

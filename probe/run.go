@@ -38,9 +38,27 @@ func Run(ctx context.Context, t Target, h Hooks) (*Outcome, error) {
 		o.fromMX(res, mx.Success)
 		return o, policyError(err)
 	}
+	start := time.Now()
 	res, err := smtp.Probe(ctx, t.Host, t.Port, opts)
+	var delivery *smtp.DeliveryResult
+	if dc := t.Plan.Delivery; dc != nil && err == nil && res.MessageID != "" {
+		delivery = checkDelivery(ctx, dc, res, start, h.Transcript)
+	}
 	o.fromResult(res)
+	o.Hosts[0].Delivery = delivery
 	return o, policyError(err)
+}
+
+// checkDelivery waits for the accepted message in the mailbox, as the
+// phase delivery of res: its failure becomes the probe's.
+func checkDelivery(ctx context.Context, dc *smtp.DeliveryCheck, res *smtp.Result, start time.Time, tr func(smtp.TranscriptLine)) *smtp.DeliveryResult {
+	d, err := smtp.CheckDelivery(ctx, dc, smtp.DeliveryRequest{MessageID: res.MessageID, AcceptedAt: res.AcceptedAt, Start: start, Transcript: tr})
+	res.Phases = append(res.Phases, smtp.PhaseResult{Phase: smtp.PhaseDelivery, Duration: d.Duration})
+	res.Duration = time.Since(start)
+	if err != nil {
+		res.Err = err
+	}
+	return d
 }
 
 // policyError keeps only the error that means "refused, nothing dialled".

@@ -193,6 +193,7 @@ func (p *prober) message() (bool, *Error) {
 	}
 	if r.Class() == 2 {
 		p.mailOpen = false
+		p.res.AcceptedAt = time.Now()
 	}
 	return p.check(PhaseMessage, r, 2)
 }

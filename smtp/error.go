@@ -28,7 +28,7 @@ const (
 
 // Phases lists every phase in dialog order.
 var Phases = []Phase{PhaseResolve, PhaseConnect, PhaseTLS, PhaseBanner, PhaseEHLO, PhaseStartTLS,
-	PhaseAuth, PhaseMail, PhaseRcpt, PhaseData, PhaseMessage, PhaseRset, PhaseQuit}
+	PhaseAuth, PhaseMail, PhaseRcpt, PhaseData, PhaseMessage, PhaseRset, PhaseQuit, PhaseDelivery}
 
 // Reason says why a probe failed. The values are the "reason" label values of
 // the exporter's metrics.
@@ -54,7 +54,7 @@ const (
 
 // Reasons lists every failure reason.
 var Reasons = []Reason{ReasonResolve, ReasonConnect, ReasonTimeout, ReasonTLS, ReasonClosed, ReasonProtocol,
-	Reason4xx, Reason5xx, ReasonUnsupported, ReasonExpectation, ReasonPolicy, ReasonConfig, ReasonNullMX, ReasonOverload}
+	Reason4xx, Reason5xx, ReasonUnsupported, ReasonExpectation, ReasonPolicy, ReasonConfig, ReasonNullMX, ReasonOverload, ReasonAuth}
 
 // Error is the failure of a probe: the phase it failed in, why, and the reply
 // that decided it when one came.

@@ -32,6 +32,9 @@ type Result struct {
 	TLS *TLSState
 	// MessageID is the Message-ID of the test message, when one was sent.
 	MessageID string
+	// AcceptedAt is when the reply to the message's final "." came, when it
+	// was a 2xx: where a delivery check's wait starts.
+	AcceptedAt time.Time
 	// Duration is the whole probe.
 	Duration time.Duration
 	// Err is the failure, nil on success.
