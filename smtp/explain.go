@@ -236,4 +236,5 @@ var reasonMeaning = map[Reason]string{
 	ReasonConfig:      "the probe could not be prepared",
 	ReasonNullMX:      "the domain publishes a null MX: it accepts no mail",
 	ReasonOverload:    "the exporter had no capacity left for another connection",
+	ReasonAuth:        "the mailbox server refused the delivery check's login (username or password)",
 }
