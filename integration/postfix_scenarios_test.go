@@ -34,11 +34,11 @@ func exporterConfig(t *testing.T, p *postfix) string {
 ` + tlsCA + `  auth:
     helo_name: probe.test
     tls: starttls
-` + tlsCA + `    auth: {username: ` + saslUser + `, password_file: good.pw}
+` + tlsCA + `    auth: {username: ` + saslUser + `, password_file: good.pw, targets: [127.0.0.1]}
   auth_wrong:
     helo_name: probe.test
     tls: starttls
-` + tlsCA + `    auth: {username: ` + saslUser + `, password_file: wrong.pw, mechanism: PLAIN}
+` + tlsCA + `    auth: {username: ` + saslUser + `, password_file: wrong.pw, mechanism: PLAIN, targets: [127.0.0.1]}
   rcpt_reject:
     helo_name: probe.test
     mail_from: probe@probe.test
@@ -84,6 +84,7 @@ func TestPostfix(t *testing.T) {
 		name, module, addr string
 		success            bool
 		metrics            []string // series that must be present, "name{labels} value"
+		absent             []string // what the /probe answer must not have
 		cli                []string // lines the probe command must print
 	}{
 		{name: "plain EHLO..QUIT", module: "plain", addr: p.plain, success: true,
@@ -97,15 +98,18 @@ func TestPostfix(t *testing.T) {
 				`probe_ssl_earliest_cert_expiry ` + formatFloat(float64(p.certNotAfter.Unix()))},
 			cli: []string{"C: STARTTLS", "S: 220 2.0.0 Ready to start TLS", "TLS handshake done: TLS 1.3", "verified: true", "Probe succeeded"}},
 		{name: "STARTTLS without the CA", module: "starttls_untrusted", addr: p.plain,
-			metrics: []string{`probe_smtp_failure_info{phase="starttls",reason="tls"} 1`, `probe_tls_version_info{version="TLS 1.3"} 1`,
+			// The certificate is reported; no TLS version, since the handshake
+			// failed on it.
+			metrics: []string{`probe_smtp_failure_info{phase="starttls",reason="tls"} 1`,
 				`probe_ssl_earliest_cert_expiry ` + formatFloat(float64(p.certNotAfter.Unix()))},
-			cli: []string{"certificate signed by unknown authority", "failed in phase starttls (tls)"}},
+			absent: []string{"probe_tls_version_info"},
+			cli:    []string{"certificate signed by unknown authority", "failed in phase starttls (tls)"}},
 		{name: "implicit TLS", module: "implicit", addr: p.implicit, success: true,
 			metrics: []string{`probe_tls_version_info{version="TLS 1.3"} 1`, `probe_smtp_reply_code{phase="banner"} 220`},
 			cli:     []string{"TLS handshake done", "S: 220 mx.probe.test ESMTP", "Probe succeeded"}},
 		{name: "AUTH over STARTTLS", module: "auth", addr: p.submission, success: true,
-			metrics: []string{`probe_smtp_reply_code{phase="auth"} 235`, `probe_smtp_extension_info{extension="AUTH"} 1`},
-			cli:     []string{"C: AUTH CRAM-MD5", "C: <redacted>", "S: 235 2.7.0 Authentication successful", "Probe succeeded"}},
+			metrics: []string{`probe_smtp_reply_code{phase="auth"} 235`, `probe_smtp_extension_info{extension="AUTH"} 1`}, // inside TLS PLAIN is preferred
+			cli:     []string{"C: AUTH PLAIN <redacted>", "S: 235 2.7.0 Authentication successful", "Probe succeeded"}},
 		{name: "AUTH with a wrong password", module: "auth_wrong", addr: p.submission,
 			metrics: []string{`probe_smtp_failure_info{phase="auth",reason="reply_5xx"} 1`, `probe_smtp_last_reply_code 535`,
 				`probe_smtp_last_enhanced_status_info{code="5.7.8"} 1`},
@@ -145,6 +149,11 @@ func TestPostfix(t *testing.T) {
 			for _, m := range append([]string{wantSuccess}, sc.metrics...) {
 				if !strings.Contains(body, m+"\n") {
 					t.Errorf("/probe lacks %q:\n%s", m, body)
+				}
+			}
+			for _, m := range sc.absent {
+				if strings.Contains(body, m) {
+					t.Errorf("/probe has %q:\n%s", m, body)
 				}
 			}
 			exit, out := runProbeCLI(t, sc.addr, "--module="+sc.module, "--config.file="+conf)
