@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// ids lists the IDs of entries in order.
-func ids(es []HistoryEntry) []uint64 {
+// entryIDs lists the IDs of entries in order.
+func entryIDs(es []HistoryEntry) []uint64 {
 	out := make([]uint64, len(es))
 	for i, e := range es {
 		out[i] = e.ID
@@ -56,7 +56,7 @@ func TestHistoryEviction(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := NewHistory(tc.limit, 1<<20)
 			addOutcomes(t, h, tc.outcomes)
-			if got := ids(h.List()); !slices.Equal(got, tc.want) {
+			if got := entryIDs(h.List()); !slices.Equal(got, tc.want) {
 				t.Errorf("kept %v, want %v", got, tc.want)
 			}
 			for id := uint64(1); id <= uint64(len(tc.outcomes)); id++ {

@@ -10,9 +10,9 @@ import (
 	"time"
 )
 
-const hostile = `<script>alert("x")</script>"'&`
+const hostileText = `<script>alert("x")</script>"'&`
 
-// landingFixture is a history with a hostile target and reason, and the
+// landingFixture is a history with a hostileText target and reason, and the
 // page over it.
 func landingFixture(t *testing.T) (*History, http.Handler) {
 	t.Helper()
@@ -20,15 +20,15 @@ func landingFixture(t *testing.T) (*History, http.Handler) {
 	base := time.Date(2026, 11, 29, 3, 12, 0, 0, time.UTC)
 	h.Add(HistoryEntry{Time: base, Target: "mx1.test:25", Module: "default", Success: true,
 		Duration: 42 * time.Millisecond, Transcript: []byte("S: 220 mx1.test ESMTP\nprobe_success 1\n")})
-	h.Add(HistoryEntry{Time: base.Add(time.Minute), Target: hostile, Module: "rcpt", Static: true,
-		Phase: "rcpt", Reason: hostile, Duration: 1500 * time.Millisecond, Transcript: []byte("S: 550 " + hostile + "\n")})
+	h.Add(HistoryEntry{Time: base.Add(time.Minute), Target: hostileText, Module: "rcpt", Static: true,
+		Phase: "rcpt", Reason: hostileText, Duration: 1500 * time.Millisecond, Transcript: []byte("S: 550 " + hostileText + "\n")})
 	h.Add(HistoryEntry{Time: base.Add(2 * time.Minute), Target: "mx3.test:25", Module: "default",
 		Phase: "connect", Reason: "connect", Duration: 3 * time.Second}) // no transcript
 	page, err := NewLanding("smtp_exporter", "Prometheus exporter for SMTP servers", func() LandingData {
 		return LandingData{
-			Modules:        []string{"default", "rcpt", hostile},
+			Modules:        []string{"default", "rcpt", hostileText},
 			DefaultModule:  "default",
-			Static:         h.StaticStatus([]StaticTarget{{hostile, "rcpt"}, {"never.test:25", "default"}}),
+			Static:         h.StaticStatus([]StaticTarget{{hostileText, "rcpt"}, {"never.test:25", "default"}}),
 			Recent:         h.List(),
 			HistoryEnabled: h.Enabled(),
 		}
@@ -39,7 +39,7 @@ func landingFixture(t *testing.T) (*History, http.Handler) {
 	return h, page
 }
 
-func get(t *testing.T, h http.Handler, method, target string) (*http.Response, string) {
+func landingGet(t *testing.T, h http.Handler, method, target string) (*http.Response, string) {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(method, target, nil))
@@ -50,7 +50,7 @@ func get(t *testing.T, h http.Handler, method, target string) (*http.Response, s
 
 func TestLandingPage(t *testing.T) {
 	_, page := landingFixture(t)
-	resp, body := get(t, page, http.MethodGet, "/")
+	resp, body := landingGet(t, page, http.MethodGet, "/")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d:\n%s", resp.StatusCode, body)
 	}
@@ -61,12 +61,12 @@ func TestLandingPage(t *testing.T) {
 		t.Errorf("Content-Security-Policy %q", csp)
 	}
 
-	t.Run("hostile text escaped", func(t *testing.T) {
+	t.Run("hostileText text escaped", func(t *testing.T) {
 		if strings.Contains(body, "<script>") || strings.Contains(body, `alert("x")`) {
 			t.Errorf("unescaped server-controlled text in the page:\n%s", body)
 		}
 		if !strings.Contains(body, "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&#34;&#39;&amp;") {
-			t.Errorf("the hostile target is not shown escaped:\n%s", body)
+			t.Errorf("the hostileText target is not shown escaped:\n%s", body)
 		}
 	})
 	t.Run("module select", func(t *testing.T) {
@@ -146,7 +146,7 @@ func TestLandingPageStates(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp, body := get(t, page, http.MethodGet, "/")
+			resp, body := landingGet(t, page, http.MethodGet, "/")
 			if resp.StatusCode != http.StatusOK || !strings.Contains(body, tc.want) {
 				t.Errorf("status %d, want 200 and %q in:\n%s", resp.StatusCode, tc.want, body)
 			}
@@ -168,7 +168,7 @@ func TestLandingPageRequests(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.method+" "+tc.target, func(t *testing.T) {
-			resp, body := get(t, page, tc.method, tc.target)
+			resp, body := landingGet(t, page, tc.method, tc.target)
 			if resp.StatusCode != tc.status {
 				t.Errorf("status %d, want %d", resp.StatusCode, tc.status)
 			}
@@ -194,7 +194,7 @@ func TestLogsHandler(t *testing.T) {
 		body   string // substring
 	}{
 		{"success transcript", h, "/logs?id=1", http.StatusOK, "S: 220 mx1.test ESMTP\nprobe_success 1\n"},
-		{"hostile transcript as plain text", h, "/logs?id=2", http.StatusOK, "S: 550 " + hostile + "\n"},
+		{"hostileText transcript as plain text", h, "/logs?id=2", http.StatusOK, "S: 550 " + hostileText + "\n"},
 		{"probe without transcript", h, "/logs?id=3", http.StatusNotFound, "no longer kept"},
 		{"unknown id", h, "/logs?id=99", http.StatusNotFound, "not among the recent probes"},
 		{"evicted id", small, "/logs?id=1", http.StatusNotFound, "not among the recent probes"},
@@ -205,7 +205,7 @@ func TestLogsHandler(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, body := get(t, LogsHandler(tc.h), http.MethodGet, tc.target)
+			resp, body := landingGet(t, LogsHandler(tc.h), http.MethodGet, tc.target)
 			if resp.StatusCode != tc.status || !strings.Contains(body, tc.body) {
 				t.Errorf("status %d body %q, want %d with %q", resp.StatusCode, body, tc.status, tc.body)
 			}
@@ -222,7 +222,7 @@ func TestLogsHandler(t *testing.T) {
 			}
 		})
 	}
-	resp, _ := get(t, LogsHandler(h), http.MethodPost, "/logs?id=1")
+	resp, _ := landingGet(t, LogsHandler(h), http.MethodPost, "/logs?id=1")
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST: status %d, want 405", resp.StatusCode)
 	}
