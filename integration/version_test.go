@@ -21,6 +21,23 @@ func gitOut(t *testing.T, dir string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// goflagsWithVCS is `go env GOFLAGS` with -buildvcs=auto in place of any
+// -buildvcs flag.
+func goflagsWithVCS(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOFLAGS").Output()
+	if err != nil {
+		t.Fatalf("go env GOFLAGS: %v", err)
+	}
+	flags := []string{"-buildvcs=auto"}
+	for _, f := range strings.Fields(string(out)) {
+		if !strings.HasPrefix(strings.TrimLeft(f, "-"), "buildvcs") {
+			flags = append(flags, f)
+		}
+	}
+	return strings.Join(flags, " ")
+}
+
 // TestVersionWithoutMakefile: `go build -o smtp_exporter .` in a git
 // checkout, then `--version`, shows the checkout's revision and a version,
 // and smtp_exporter_build_info carries them. The checkout is a fresh clone
@@ -28,9 +45,10 @@ func gitOut(t *testing.T, dir string, args ...string) string {
 // directory, not in a linked worktree), built once as cloned and once with
 // a modified file.
 //
-// GOFLAGS is set to Go's default -buildvcs=auto for the build, overriding a
-// machine-wide -buildvcs=false (set with go env -w on some build machines;
-// with it, Go embeds no VCS information and the revision is "unknown").
+// The build's GOFLAGS are the machine's with Go's default -buildvcs=auto
+// instead of a machine-wide -buildvcs=false (set with go env -w on some
+// build machines, this one included; with it, Go embeds no VCS information
+// and the revision is "unknown", as README says).
 func TestVersionWithoutMakefile(t *testing.T) {
 	_, err := exec.LookPath("git")
 	testenv.Require(t, err == nil, "git is not installed")
@@ -46,7 +64,7 @@ func TestVersionWithoutMakefile(t *testing.T) {
 		t.Helper()
 		cmd := exec.Command("go", "build", "-o", "smtp_exporter", ".")
 		cmd.Dir = clone
-		cmd.Env = append(os.Environ(), "GOFLAGS=-buildvcs=auto")
+		cmd.Env = append(os.Environ(), "GOFLAGS="+goflagsWithVCS(t))
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("go build: %v\n%s", err, out)
 		}
