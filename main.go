@@ -26,7 +26,9 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 	sloggokit "github.com/tjhop/slog-gokit"
 
-	"github.com/smtp-exporter/smtp_exporter/collector"
+	"github.com/smtp-exporter/smtp_exporter/config"
+	"github.com/smtp-exporter/smtp_exporter/probe"
+	"github.com/smtp-exporter/smtp_exporter/server"
 )
 
 const program = "smtp_exporter"
@@ -74,7 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	serve := app.Command("serve", "Run the exporter (the default).").Default()
 	probe := app.Command("probe", "Probe one target now, print the SMTP transcript with timings and an explanation of every non-2xx reply; exit 0 on success, 2 on failure, 3 on a usage or config error.")
 	probe.Arg("target", "host, host:port, [v6addr]:port, or a domain for an mx_lookup module.").Required().StringVar(&f.probeTarget)
-	probe.Flag("module", "Module of the configuration file to probe with.").Default(collector.DefaultModuleName).StringVar(&f.probeModule)
+	probe.Flag("module", "Module of the configuration file to probe with.").Default(config.DefaultModuleName).StringVar(&f.probeModule)
 	probe.Flag("timeout", "Overrides the module's timeout (e.g. 30s).").DurationVar(&f.probeTimeout)
 
 	cmd, err := app.Parse(args)
@@ -83,11 +85,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	base := newLogger(stderr, f.logLevel, f.logFormat)
-	logger := log.With(base, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller)
+	logger := withTimestamp(base)
 
 	switch {
 	case f.configCheck:
-		if _, err := collector.LoadConfig(f.configFile); err != nil {
+		if _, err := loadSet(f.configFile); err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", program, err)
 			return 1
 		}
@@ -101,55 +103,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return exitUsage
 }
 
-// newLogger builds the go-kit logger the flags ask for, without timestamp
-// and caller: the slog bridge adds its own.
-func newLogger(w io.Writer, lvl, format string) log.Logger {
-	sw := log.NewSyncWriter(w)
-	var l log.Logger
-	if format == "json" {
-		l = log.NewJSONLogger(sw)
-	} else {
-		l = log.NewLogfmtLogger(sw)
-	}
-	return level.NewFilter(l, level.Allow(level.ParseDefault(lvl, level.InfoValue())))
-}
-
-// slogLevel maps the --log.level value for the slog bridge.
-func slogLevel(lvl string) slog.Level {
-	switch lvl {
-	case "debug":
-		return slog.LevelDebug
-	case "warn":
-		return slog.LevelWarn
-	case "error":
-		return slog.LevelError
-	}
-	return slog.LevelInfo
-}
-
-// runProbe is the one-shot probe command. Without --config.file and without
-// the default file, it probes with the built-in default module, as a
-// telnet test would.
-func runProbe(f *flags, stdout, stderr io.Writer) int {
-	var conf *collector.Config
-	if _, err := os.Stat(f.configFile); err != nil && !f.configFileSet && errors.Is(err, os.ErrNotExist) {
-		fmt.Fprintf(stderr, "%s: no %s here: probing with the built-in default module (EHLO..QUIT)\n", program, f.configFile)
-		conf = collector.DefaultConfig()
-	} else if conf, err = collector.LoadConfig(f.configFile); err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", program, err)
-		return exitUsage
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ok, err := collector.ProbeOnce(ctx, conf, f.probeModule, f.probeTarget, f.probeTimeout, stdout)
+// loadSet loads and compiles a config file, as a reload does.
+func loadSet(path string) (*probe.Set, error) {
+	c, err := config.LoadFile(path)
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", program, err)
-		return exitUsage
+		return nil, err
 	}
-	if !ok {
-		return exitFailure
+	set, err := probe.Build(c)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
-	return exitOK
+	return set, nil
 }
 
 // runServer runs the exporter until SIGTERM or SIGINT. base is the logger
@@ -161,26 +125,24 @@ func runServer(f *flags, logger, base log.Logger) int {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(versioncollector.NewCollector(program), collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	sc := collector.NewSafeConfig(reg)
+	sc := config.NewSafeConfig(reg, probe.Build)
 	if err := sc.Reload(f.configFile, logger); err != nil {
 		level.Error(logger).Log("msg", "Cannot start without a valid config", "err", err)
 		return 1
 	}
-	exp := collector.NewExporter(collector.ExporterOptions{
-		Config: sc, Logger: logger, TimeoutOffset: f.timeoutOffset, StaticOnly: f.staticOnly,
+	srvOpts := server.Options{
+		Config: sc, ConfigFile: f.configFile, Logger: logger, TimeoutOffset: f.timeoutOffset, StaticOnly: f.staticOnly,
 		MaxInFlight: f.maxInFlight, StaticConcurrency: f.staticConcurrency, CounterLimit: f.counterLimit,
-	}, reg)
-
-	reload := func() error { return sc.Reload(f.configFile, logger) }
+	}
+	handlers := server.New(srvOpts, reg)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
 		for range hup {
-			_ = reload() // logged by Reload; the old config keeps running
+			_ = handlers.Reload() // logged by Reload; the old config keeps running
 		}
 	}()
-
-	mux, err := routes(exp, sc, reg, reload)
+	mux, err := handlers.Routes(program, reg)
 	if err != nil {
 		level.Error(logger).Log("msg", "Cannot build the landing page", "err", err)
 		return 1
@@ -188,10 +150,14 @@ func runServer(f *flags, logger, base log.Logger) int {
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		ReadTimeout:       30 * time.Second,
+		// Handlers set their own write deadline once their answer is ready;
+		// this bounds the whole request, probe included.
+		WriteTimeout:   server.WriteTimeout(sc.Get().Config),
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
 	}
-	slogger := slog.New(sloggokit.NewGoKitHandler(base, slogLevel(f.logLevel)))
+	slogger := slog.New(sloggokit.NewGoKitHandler(bridgeLogger(base), slogLevel(f.logLevel)))
 	done := make(chan error, 1)
 	go func() { done <- web.ListenAndServe(srv, f.web, slogger) }()
 
@@ -203,7 +169,7 @@ func runServer(f *flags, logger, base log.Logger) int {
 		return 1
 	case sig := <-term:
 		// In-flight probes end within their own timeouts; give them that.
-		grace := maxModuleTimeout(sc.Get()) + time.Second
+		grace := sc.Get().Config.MaxTimeout() + time.Second
 		level.Info(logger).Log("msg", "Shutting down, letting in-flight probes finish", "signal", sig, "grace", grace)
 		ctx, cancel := context.WithTimeout(context.Background(), grace)
 		defer cancel()
@@ -213,62 +179,4 @@ func runServer(f *flags, logger, base log.Logger) int {
 		}
 		return exitOK
 	}
-}
-
-func maxModuleTimeout(c *collector.Config) time.Duration {
-	d := collector.DefaultTimeout
-	for _, m := range c.Modules {
-		if t := time.Duration(m.Timeout); t > d {
-			d = t
-		}
-	}
-	return d
-}
-
-// routes wires the endpoints.
-func routes(exp *collector.Exporter, sc *collector.SafeConfig, reg *prometheus.Registry, reload func() error) (*http.ServeMux, error) {
-	mux := http.NewServeMux()
-	mux.Handle("/probe", exp.ProbeHandler())
-	mux.Handle("/metrics", exp.MetricsHandler(reg))
-	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "Healthy\n") })
-	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "Ready\n") })
-	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
-			return
-		}
-		if err := reload(); err != nil {
-			http.Error(w, fmt.Sprintf("failed to reload config, keeping the old one: %s", err), http.StatusInternalServerError)
-			return
-		}
-		io.WriteString(w, "Config reloaded\n")
-	})
-	mux.HandleFunc("/config", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, sc.Get().String())
-	})
-	landing, err := web.NewLandingPage(web.LandingConfig{
-		Name:        program,
-		Description: "Prometheus exporter for SMTP servers",
-		Version:     version.Info(),
-		Form: web.LandingForm{
-			Action: "/probe",
-			Inputs: []web.LandingFormInput{
-				{Label: "Target", Type: "text", Name: "target", Placeholder: "mx.example.org:25"},
-				{Label: "Module", Type: "text", Name: "module", Placeholder: collector.DefaultModuleName, Value: collector.DefaultModuleName},
-				{Label: "Debug", Type: "checkbox", Name: "debug", Value: "true"},
-			},
-		},
-		Links: []web.LandingLinks{
-			{Address: "/metrics", Text: "Metrics", Description: "The exporter's own metrics and every static target"},
-			{Address: "/config", Text: "Configuration", Description: "The running configuration, secrets redacted"},
-			{Address: "/-/healthy", Text: "Health", Description: "200 when up"},
-		},
-	})
-	if err != nil {
-		return nil, err
-	}
-	mux.Handle("/", landing)
-	return mux, nil
 }

@@ -36,7 +36,7 @@ func TestConfigCheck(t *testing.T) {
 	}
 	bad := writeFile(t, t.TempDir(), "bad.yml", "modules:\n  default:\n    helo_nam: x\n")
 	code, _, errOut := runCLI("--config.check", "--config.file="+bad)
-	if code == 0 || !strings.Contains(errOut, `line 3: unknown key "helo_nam"`) {
+	if code == 0 || !strings.Contains(errOut, `line 3: field helo_nam not found in type config.moduleKeys`) {
 		t.Errorf("bad config: exit %d, stderr %q", code, errOut)
 	}
 }
@@ -104,7 +104,7 @@ func TestMain(m *testing.M) {
 func TestServerEndpointsAndReload(t *testing.T) {
 	smtp := smtptest.Start(t, smtptest.OK)
 	dir := t.TempDir()
-	good := "modules:\n  default:\n    helo_name: probe.test\n  sub:\n    tls: starttls\n    auth: {username: u, password: hunter2-secret}\ntargets:\n  - target: " + smtp.Addr + "\n"
+	good := "modules:\n  default:\n    helo_name: probe.test\n  sub:\n    tls: starttls\n    auth: {username: u, password: hunter2-secret, targets: [127.0.0.1]}\ntargets:\n  - target: " + smtp.Addr + "\n"
 	conf := writeFile(t, dir, "c.yml", good)
 	e := testenv.StartExporter(t, binary, "--config.file="+conf)
 

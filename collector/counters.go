@@ -4,18 +4,17 @@ import (
 	"container/list"
 	"sync"
 
+	"github.com/smtp-exporter/smtp_exporter/probe"
 	"github.com/smtp-exporter/smtp_exporter/smtp"
 )
-
-// replyClasses are the "class" label values of probe_smtp_replies_total.
-var replyClasses = [4]string{"2xx", "3xx", "4xx", "5xx"}
 
 // ReplyCounts holds how many replies of each class (2xx, 3xx, 4xx, 5xx) a
 // target has sent.
 type ReplyCounts [4]uint64
 
-// CounterKey names one counted series: a module and target, and for
-// mx_lookup modules one exchanger of the target.
+// CounterKey names one counted series: a module and a normalised target
+// ("host:port", or the domain), and for mx_lookup modules one exchanger of
+// the target.
 type CounterKey struct {
 	Module, Target, MX string
 }
@@ -72,6 +71,29 @@ func (c *ReplyCounters) Add(key CounterKey, res *smtp.Result) ReplyCounts {
 		e.counts[i] += add[i]
 	}
 	return e.counts
+}
+
+// AddOutcome counts the replies of every host of o, under o's module and
+// normalised target (and each exchanger's name), and returns the totals per
+// host, in the order of o.Hosts.
+func (c *ReplyCounters) AddOutcome(o *probe.Outcome) []ReplyCounts {
+	counts := make([]ReplyCounts, len(o.Hosts))
+	for i, h := range o.Hosts {
+		counts[i] = c.Add(CounterKey{Module: o.Target.Plan.Name, Target: o.Target.Key, MX: h.Name}, h.Result)
+	}
+	return counts
+}
+
+// Retain forgets every series for which keep is false.
+func (c *ReplyCounters) Retain(keep func(CounterKey) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key, el := range c.entries {
+		if !keep(key) {
+			c.order.Remove(el)
+			delete(c.entries, key)
+		}
+	}
 }
 
 // SetLimit changes the bound, forgetting the least recently probed series

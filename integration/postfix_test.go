@@ -21,6 +21,12 @@ const (
 	saslUser     = "monitor@probe.test"
 	saslPassword = "Corr3ct-H0rse-Battery"
 	sinkAddr     = "sink@probe.test"
+	// inboxAddr is delivered over LMTP to the private Dovecot, which serves
+	// it over IMAP (with inboxPassword) when the instance has IMAP.
+	inboxAddr     = "inbox@probe.test"
+	inboxPassword = "Inb0x-Pa55-Staple"
+	// heldAddr is accepted, and its mail put on hold: it never arrives.
+	heldAddr = "held@probe.test"
 )
 
 // postfix is a private Postfix instance: its own config, queue, data and
@@ -32,9 +38,29 @@ type postfix struct {
 	plain, implicit, submission, small, postscreen string
 	caFile, certFile, keyFile                      string
 	certNotAfter                                   time.Time // the server certificate's expiry
+	// imap is set when Dovecot also delivers over LMTP and serves IMAP:
+	// imapPlain (STARTTLS offered) and imapImplicit (IMAPS) are its listeners.
+	imap                    bool
+	imapPlain, imapImplicit string
 }
 
 func (p *postfix) maildir() string { return filepath.Join(p.dir, "mail", "sink", "new") }
+
+// inboxMaildir is the Maildir that Dovecot keeps for inboxAddr.
+func (p *postfix) inboxMaildir() string { return filepath.Join(p.dir, "vmail", "inbox", "Maildir") }
+
+// requireIMAP checks what Dovecot's IMAP and LMTP services need.
+func requireIMAP(t *testing.T) {
+	t.Helper()
+	for _, bin := range []string{"imap", "imap-login", "lmtp"} {
+		_, err := os.Stat(filepath.Join("/usr/lib/dovecot", bin))
+		testenv.Require(t, err == nil, "dovecot's %s is not installed (dovecot-imapd, dovecot-lmtpd)", bin)
+	}
+	for _, name := range []string{"dovecot", "dovenull"} {
+		_, err := user.Lookup(name)
+		testenv.Require(t, err == nil, "there is no %s user", name)
+	}
+}
 
 // requirePostfix checks what a private Postfix needs: the binaries and root.
 func requirePostfix(t *testing.T) {
@@ -52,13 +78,28 @@ func requirePostfix(t *testing.T) {
 // and removed when the test ends.
 func startPostfix(t *testing.T) *postfix {
 	t.Helper()
+	return startPostfixWith(t, false)
+}
+
+// startPostfixIMAP starts an instance whose Dovecot also takes inboxAddr's
+// mail over LMTP and serves it over IMAP on loopback.
+func startPostfixIMAP(t *testing.T) *postfix {
+	t.Helper()
+	return startPostfixWith(t, true)
+}
+
+func startPostfixWith(t *testing.T, withIMAP bool) *postfix {
+	t.Helper()
 	requirePostfix(t)
+	if withIMAP {
+		requireIMAP(t)
+	}
 	dir, err := os.MkdirTemp("", "smtp_exporter-postfix-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &postfix{dir: dir}
-	for _, d := range []string{"etc", "queue", "data", "mail", "dovecot", "tls"} {
+	p := &postfix{dir: dir, imap: withIMAP}
+	for _, d := range []string{"etc", "queue", "data", "mail", "dovecot", "tls", "vmail"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -68,12 +109,16 @@ func startPostfix(t *testing.T) *postfix {
 	nobody, _ := user.Lookup("nobody")
 	chown(t, filepath.Join(dir, "data"), pf)
 	chown(t, filepath.Join(dir, "mail"), nobody)
+	chown(t, filepath.Join(dir, "vmail"), nobody)
 
 	pki := testpki.New(t, time.Now().Add(-time.Hour), time.Now().Add(7*24*time.Hour), "mx.probe.test", "127.0.0.1")
 	p.caFile, p.certFile, p.keyFile = pki.WriteFiles(t, filepath.Join(dir, "tls"))
 	p.certNotAfter = pki.Leaf.NotAfter
 	p.plain, p.implicit, p.submission, p.small, p.postscreen =
 		testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)
+	if withIMAP {
+		p.imapPlain, p.imapImplicit = testenv.FreeAddr(t), testenv.FreeAddr(t)
+	}
 
 	write(t, filepath.Join(dir, "etc", "main.cf"), p.mainCF(nobody))
 	write(t, filepath.Join(dir, "etc", "master.cf"), p.masterCF())
@@ -85,6 +130,10 @@ func startPostfix(t *testing.T) *postfix {
 	}
 	for _, a := range []string{p.plain, p.implicit, p.submission, p.small, p.postscreen} {
 		waitListening(t, a)
+	}
+	if withIMAP {
+		waitListening(t, p.imapPlain)
+		waitListening(t, p.imapImplicit)
 	}
 	return p
 }
@@ -116,11 +165,12 @@ smtputf8_enable = no
 biff = no
 virtual_mailbox_domains = probe.test
 virtual_mailbox_base = %[1]s/mail
-virtual_mailbox_maps = inline:{ %[3]s=sink/ }
+virtual_mailbox_maps = inline:{ %[3]s=sink/, %[4]s=inbox/, %[5]s=held/ }
+transport_maps = inline:{ {%[4]s=lmtp:unix:%[1]s/dovecot/lmtp}, {%[5]s=lmtp:unix:%[1]s/dovecot/lmtp} }
 virtual_uid_maps = static:%[2]s
 virtual_gid_maps = static:%[2]s
 smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
-smtpd_recipient_restrictions = check_recipient_access inline:{ {reject@probe.test=550 5.1.1 No such user here}, {defer@probe.test=450 4.2.0 Mailbox busy, try again later} }
+smtpd_recipient_restrictions = check_recipient_access inline:{ {reject@probe.test=550 5.1.1 No such user here}, {defer@probe.test=450 4.2.0 Mailbox busy, try again later}, {%[5]s=HOLD} }
 smtpd_tls_cert_file = %[1]s/tls/cert.pem
 smtpd_tls_key_file = %[1]s/tls/key.pem
 smtpd_tls_security_level = may
@@ -130,7 +180,7 @@ postscreen_cache_map = btree:$data_directory/postscreen_cache
 postscreen_greet_wait = 2s
 postscreen_greet_action = enforce
 postscreen_dnsbl_sites =
-`, d, nobody.Uid, sinkAddr)
+`, d, nobody.Uid, sinkAddr, inboxAddr, heldAddr)
 }
 
 func (p *postfix) masterCF() string {
@@ -185,6 +235,21 @@ func (p *postfix) postfixCmd(cmd string) (string, error) {
 	return string(out), err
 }
 
+// release takes a message off the hold queue, for delivery.
+func (p *postfix) release(queueID string) error {
+	etc := filepath.Join(p.dir, "etc")
+	out, err := exec.Command("/usr/sbin/postsuper", "-c", etc, "-H", queueID).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("postsuper -H %s: %w: %s", queueID, err, out)
+	}
+	// Released mail waits in the deferred queue for the next queue run:
+	// ask for its delivery now.
+	if out, err := exec.Command("/usr/sbin/postqueue", "-c", etc, "-i", queueID).CombinedOutput(); err != nil {
+		return fmt.Errorf("postqueue -i %s: %w: %s", queueID, err, out)
+	}
+	return nil
+}
+
 func (p *postfix) maillog() string {
 	b, _ := os.ReadFile(filepath.Join(p.dir, "maillog"))
 	return string(b)
@@ -233,7 +298,17 @@ func (p *postfix) startDovecot(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(d, "auth"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	write(t, filepath.Join(d, "users"), saslUser+":{PLAIN}"+saslPassword+"\n")
+	users := saslUser + ":{PLAIN}" + saslPassword + "\n"
+	if p.imap {
+		nobody, _ := user.Lookup("nobody")
+		// heldAddr's mail, once released from Postfix's hold queue, lands
+		// in the same mailbox.
+		for _, addr := range []string{inboxAddr, heldAddr} {
+			users += fmt.Sprintf("%s:{PLAIN}%s:%s:%s::%s::\n", addr, inboxPassword, nobody.Uid, nobody.Gid,
+				filepath.Join(p.dir, "vmail", "inbox"))
+		}
+	}
+	write(t, filepath.Join(d, "users"), users)
 	write(t, filepath.Join(d, "dovecot.conf"), fmt.Sprintf(`# private SASL service of smtp_exporter's integration tests
 base_dir = %[1]s/run
 state_dir = %[1]s/state
@@ -253,7 +328,7 @@ service auth {
     mode = 0666
   }
 }
-`, d))
+`, d)+p.dovecotIMAP())
 	// Dovecot's daemons inherit stdout and stderr: a pipe there would never
 	// close, so its start-up errors go to a file.
 	out, err := os.Create(filepath.Join(d, "start.log"))
@@ -279,6 +354,45 @@ service auth {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// dovecotIMAP is the part of the Dovecot config that takes inboxAddr's mail
+// over LMTP (a socket for Postfix) and serves it over IMAP on loopback, with
+// STARTTLS on one listener and implicit TLS on the other. Empty without IMAP.
+func (p *postfix) dovecotIMAP() string {
+	if !p.imap {
+		return ""
+	}
+	_, plainPort, _ := net.SplitHostPort(p.imapPlain)
+	_, tlsPort, _ := net.SplitHostPort(p.imapImplicit)
+	return fmt.Sprintf(`# IMAP and LMTP for the delivery check
+protocols = imap lmtp
+ssl = yes
+ssl_cert = <%[1]s/tls/cert.pem
+ssl_key = <%[1]s/tls/key.pem
+mail_location = maildir:~/Maildir
+mailbox_idle_check_interval = 1 secs
+userdb {
+  driver = passwd-file
+  args = username_format=%%u %[1]s/dovecot/users
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = %[2]s
+  }
+  inet_listener imaps {
+    address = 127.0.0.1
+    port = %[3]s
+    ssl = yes
+  }
+}
+service lmtp {
+  unix_listener %[1]s/dovecot/lmtp {
+    mode = 0666
+  }
+}
+`, p.dir, plainPort, tlsPort)
 }
 
 // stopDovecot ends the private Dovecot and waits for it.

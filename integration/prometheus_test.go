@@ -8,8 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -41,9 +39,100 @@ func promtool(t *testing.T, stdin string, args ...string) string {
 	return string(out)
 }
 
+// TestAlertRules: the rules load, their promtool unit tests pass, every
+// alert is well formed (lintAlertRule), proven to fire by a test and proven
+// silent on the healthy checks of smtp_exporter_rules_healthy_test.yml, and
+// rules and tests name only metrics the exporter exports.
 func TestAlertRules(t *testing.T) {
-	promtool(t, "", "check", "rules", repoFile("prometheus", "smtp_exporter_rules.yml"))
-	promtool(t, "", "test", "rules", repoFile("prometheus", "smtp_exporter_rules_test.yml"))
+	rulesFile := repoFile("prometheus", "smtp_exporter_rules.yml")
+	promtool(t, "", "check", "rules", rulesFile)
+	testFiles, err := filepath.Glob(repoFile("prometheus", "*_test.yml"))
+	if err != nil || len(testFiles) == 0 {
+		t.Fatalf("no rule test files in prometheus/ (%v)", err)
+	}
+	for _, f := range testFiles {
+		promtool(t, "", "test", "rules", f)
+	}
+
+	rules := loadAlertRules(t, rulesFile)
+	if len(rules) == 0 {
+		t.Fatal("no alerting rules")
+	}
+	seen := map[string]bool{}
+	for _, r := range rules {
+		if seen[r.Alert] {
+			t.Errorf("alert %s is defined twice", r.Alert)
+		}
+		seen[r.Alert] = true
+		for _, p := range lintAlertRule(r) {
+			t.Errorf("alert %s: %s", r.Alert, p)
+		}
+	}
+
+	// Each alert fires in some test; the healthy file evaluates every
+	// alert at each of its eval times and expects silence.
+	fires := map[string]bool{}
+	healthy := 0
+	for _, f := range testFiles {
+		rt := loadRuleTests(t, f)
+		isHealthy := strings.HasSuffix(f, "_healthy_test.yml")
+		for _, tc := range rt.Tests {
+			evaluated := map[string]map[string]bool{}
+			for _, a := range tc.AlertRuleTest {
+				if !seen[a.Alertname] {
+					t.Errorf("%s tests alert %s, which the rules do not define", filepath.Base(f), a.Alertname)
+				}
+				if len(a.ExpAlerts) > 0 {
+					fires[a.Alertname] = true
+					if isHealthy {
+						t.Errorf("%s expects %s to fire at %s: a healthy check fires nothing", filepath.Base(f), a.Alertname, a.EvalTime)
+					}
+				}
+				if evaluated[a.EvalTime] == nil {
+					evaluated[a.EvalTime] = map[string]bool{}
+				}
+				evaluated[a.EvalTime][a.Alertname] = true
+			}
+			if !isHealthy {
+				continue
+			}
+			healthy++
+			for at, names := range evaluated {
+				for _, r := range rules {
+					if !names[r.Alert] {
+						t.Errorf("%s does not check that %s stays silent at %s", filepath.Base(f), r.Alert, at)
+					}
+				}
+			}
+		}
+	}
+	if healthy == 0 {
+		t.Error("no healthy rule test (prometheus/*_healthy_test.yml)")
+	}
+	for _, r := range rules {
+		if !fires[r.Alert] {
+			t.Errorf("no rule test shows alert %s firing", r.Alert)
+		}
+	}
+
+	// Rules, annotation queries and test series name real metrics only.
+	var texts []string
+	for _, r := range rules {
+		texts = append(texts, r.Expr)
+		for _, a := range r.Annotations {
+			texts = append(texts, annotationQueries(a)...)
+		}
+	}
+	for _, f := range testFiles {
+		for _, tc := range loadRuleTests(t, f).Tests {
+			for _, in := range tc.InputSeries {
+				texts = append(texts, in.Series)
+			}
+		}
+	}
+	if missing := unknownMetricNames(knownMetrics(t), texts...); len(missing) > 0 {
+		t.Errorf("the rules or their tests name metrics the exporter does not export: %v", missing)
+	}
 }
 
 func TestPrometheusConfigsCheck(t *testing.T) {
@@ -94,8 +183,9 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	}
 }
 
-// TestDashboard: the Grafana dashboard is valid JSON, every PromQL
-// expression parses, and every metric it names is in the exporter's output.
+// TestDashboard: the Grafana dashboard is valid JSON, its panels fit the
+// grid without overlapping, every PromQL expression parses, every metric it
+// names is exported, and every metric an alert rule reads has a panel.
 func TestDashboard(t *testing.T) {
 	requirePromtool(t)
 	raw, err := os.ReadFile(repoFile("grafana", "smtp_exporter.json"))
@@ -103,13 +193,9 @@ func TestDashboard(t *testing.T) {
 		t.Fatal(err)
 	}
 	var dash struct {
-		Title  string
-		UID    string
-		Panels []struct {
-			ID      int
-			Title   string
-			Targets []struct{ Expr string }
-		}
+		Title      string
+		UID        string
+		Panels     []dashPanel
 		Templating struct {
 			List []struct {
 				Name       string
@@ -120,21 +206,31 @@ func TestDashboard(t *testing.T) {
 	if err := json.Unmarshal(raw, &dash); err != nil {
 		t.Fatalf("dashboard is not valid JSON: %v", err)
 	}
-	if dash.Title == "" || dash.UID == "" || len(dash.Panels) < 8 {
-		t.Fatalf("dashboard title %q uid %q with %d panels", dash.Title, dash.UID, len(dash.Panels))
+	panels := flattenPanels(dash.Panels)
+	if dash.Title == "" || dash.UID == "" || len(panels) < 8 {
+		t.Fatalf("dashboard title %q uid %q with %d panels", dash.Title, dash.UID, len(panels))
+	}
+	for _, p := range gridProblems(dash.Panels) {
+		t.Error(p)
 	}
 	vars := strings.NewReplacer("$__rate_interval", "5m", "$__interval", "1m", "$__range", "1h", "$target", ".*", "$module", ".*", "$job", ".*")
 	var exprs []string
 	ids := map[int]bool{}
-	for _, p := range dash.Panels {
+	for _, p := range panels {
 		if ids[p.ID] {
 			t.Errorf("panel id %d is used twice", p.ID)
 		}
 		ids[p.ID] = true
+		if p.Type == "row" {
+			continue
+		}
 		if len(p.Targets) == 0 {
 			t.Errorf("panel %q has no query", p.Title)
 		}
 		for _, q := range p.Targets {
+			if strings.TrimSpace(q.Expr) == "" {
+				t.Errorf("panel %q has an empty query", p.Title)
+			}
 			exprs = append(exprs, vars.Replace(q.Expr))
 		}
 	}
@@ -148,36 +244,27 @@ func TestDashboard(t *testing.T) {
 	promtool(t, "", "check", "rules", rulesFile) // parses every expression
 
 	// Every metric named, in panels and in variable queries, is exported.
-	var known strings.Builder
-	golden, _ := filepath.Glob(repoFile("collector", "testdata", "golden", "*.prom"))
-	for _, g := range golden {
-		b, _ := os.ReadFile(g)
-		known.Write(b)
-	}
-	e, _ := staticExporter(t)
-	_, metrics := e.Get(t, "/metrics")
-	known.WriteString(metrics)
-	nameRe := regexp.MustCompile(`\b(?:probe|smtp_exporter)_[a-z_]+`)
-	var texts []string
-	texts = append(texts, exprs...)
+	texts := append([]string{}, exprs...)
 	for _, v := range dash.Templating.List {
 		texts = append(texts, v.Definition)
 	}
-	missing := map[string]bool{}
-	for _, text := range texts {
-		for _, name := range nameRe.FindAllString(text, -1) {
-			if !regexp.MustCompile(`(?m)^` + name + `[{ ]`).MatchString(known.String()) {
-				missing[name] = true
-			}
+	if missing := unknownMetricNames(knownMetrics(t), texts...); len(missing) > 0 {
+		t.Errorf("the dashboard names metrics the exporter does not export: %v", missing)
+	}
+
+	// Every metric an alert reads is on the dashboard.
+	shown := map[string]bool{}
+	for _, e := range exprs {
+		for _, name := range metricNameRe.FindAllString(e, -1) {
+			shown[name] = true
 		}
 	}
-	if len(missing) > 0 {
-		var names []string
-		for n := range missing {
-			names = append(names, n)
+	for _, r := range loadAlertRules(t, repoFile("prometheus", "smtp_exporter_rules.yml")) {
+		for _, name := range metricNameRe.FindAllString(r.Expr, -1) {
+			if !shown[name] {
+				t.Errorf("alert %s reads %s, which no dashboard panel shows", r.Alert, name)
+			}
 		}
-		sort.Strings(names)
-		t.Errorf("the dashboard names metrics the exporter does not export: %v", names)
 	}
 }
 

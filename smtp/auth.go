@@ -11,15 +11,19 @@ import (
 	"strings"
 )
 
-// redacted stands in the transcript for every line that carries a credential.
-const redacted = "<redacted>"
-
-// mechanismPreference is the order in which "the best mechanism offered" is
-// picked: CRAM-MD5 never sends the password itself.
-var mechanismPreference = []string{"CRAM-MD5", "PLAIN", "LOGIN"}
+// The order in which "the best mechanism offered" is picked: inside TLS,
+// PLAIN, then LOGIN, then CRAM-MD5 (deprecated, RFC 8314 section 5.3: it
+// makes the server store the password in a reusable form); without TLS
+// (AllowPlaintext), CRAM-MD5 first, as it does not send the password itself.
+var (
+	mechanismPreferenceTLS   = []string{"PLAIN", "LOGIN", "CRAM-MD5"}
+	mechanismPreferenceClear = []string{"CRAM-MD5", "PLAIN", "LOGIN"}
+)
 
 // auth authenticates with the module's credentials. The credentials never
-// reach the transcript or an error.
+// reach the transcript or an error: the lines that carry them are shown as
+// <redacted>, and every encoding of the password sent is registered as a
+// secret, scrubbed from whatever the server echoes.
 func (p *prober) auth() (bool, *Error) {
 	a := p.opts.Auth
 	params, ok := p.res.Extensions["AUTH"]
@@ -29,7 +33,11 @@ func (p *prober) auth() (bool, *Error) {
 	offered := strings.Fields(strings.ToUpper(params))
 	mech := strings.ToUpper(a.Mechanism)
 	if mech == "" {
-		for _, m := range mechanismPreference {
+		preference := mechanismPreferenceClear
+		if p.tls {
+			preference = mechanismPreferenceTLS
+		}
+		for _, m := range preference {
 			if slices.Contains(offered, m) {
 				mech = m
 				break
@@ -52,6 +60,7 @@ func (p *prober) auth() (bool, *Error) {
 	switch mech {
 	case "PLAIN":
 		resp := base64.StdEncoding.EncodeToString([]byte("\x00" + a.Username + "\x00" + p.password))
+		p.secrets.add(resp)
 		r, err = p.cmd(PhaseAuth, "AUTH PLAIN "+resp, "AUTH PLAIN "+redacted)
 	case "LOGIN":
 		r, err = p.cmd(PhaseAuth, "AUTH LOGIN", "")
@@ -72,8 +81,11 @@ func (p *prober) auth() (bool, *Error) {
 			}
 			mac := hmac.New(md5.New, []byte(p.password))
 			mac.Write(challenge)
-			resp := a.Username + " " + hex.EncodeToString(mac.Sum(nil))
-			r, err = p.cmd(PhaseAuth, base64.StdEncoding.EncodeToString([]byte(resp)), redacted)
+			digest := hex.EncodeToString(mac.Sum(nil))
+			resp := base64.StdEncoding.EncodeToString([]byte(a.Username + " " + digest))
+			p.secrets.add(digest)
+			p.secrets.add(resp)
+			r, err = p.cmd(PhaseAuth, resp, redacted)
 		}
 	}
 	if err != nil {

@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/md5"
 	"crypto/tls"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/smtp-exporter/smtp_exporter/internal/smtptest"
 )
 
 const (
@@ -34,28 +37,41 @@ func TestAuth(t *testing.T) {
 		wantPhase  Phase
 		wantReason Reason
 		wantCode   int
-		noSecret   bool // the exchange stops before a credential is sent
+		noSecret   bool   // the exchange stops before a credential is sent
+		clear      bool   // no STARTTLS: AllowPlaintext
+		ehlo       string // the EHLO reply without TLS (default: ehloAfterTLS)
 	}{
-		{name: "best offered is CRAM-MD5", steps: []string{"C: AUTH CRAM-MD5", "S: 334 " + b64(challenge), "C: " + cram, "S: 235 2.7.0 Authentication successful", "C: QUIT", "S: 221 bye"}},
+		{name: "best offered inside TLS is PLAIN", steps: []string{"C: AUTH PLAIN " + b64("\x00"+testUser+"\x00"+testPassword), "S: 235 2.7.0 ok", "C: QUIT", "S: 221 bye"}},
+		{name: "best offered without TLS is CRAM-MD5", clear: true, steps: []string{"C: AUTH CRAM-MD5", "S: 334 " + b64(challenge), "C: " + cram, "S: 235 2.7.0 Authentication successful", "C: QUIT", "S: 221 bye"}},
+		{name: "without TLS, PLAIN when CRAM-MD5 is not offered", clear: true, ehlo: "S: 250-mx.test\n250 AUTH LOGIN PLAIN",
+			steps: []string{"C: AUTH PLAIN " + b64("\x00"+testUser+"\x00"+testPassword), "S: 235 2.7.0 ok", "C: QUIT", "S: 221 bye"}},
+		{name: "CRAM-MD5", mechanism: "CRAM-MD5", steps: []string{"C: AUTH CRAM-MD5", "S: 334 " + b64(challenge), "C: " + cram, "S: 235 2.7.0 Authentication successful", "C: QUIT", "S: 221 bye"}},
 		{name: "PLAIN", mechanism: "plain", steps: []string{"C: AUTH PLAIN " + b64("\x00"+testUser+"\x00"+testPassword), "S: 235 2.7.0 ok", "C: QUIT", "S: 221 bye"}},
 		{name: "LOGIN", mechanism: "LOGIN", steps: []string{"C: AUTH LOGIN", "S: 334 VXNlcm5hbWU6", "C: " + b64(testUser), "S: 334 UGFzc3dvcmQ6", "C: " + b64(testPassword), "S: 235 ok", "C: QUIT", "S: 221 bye"}},
 		{name: "wrong password", mechanism: "PLAIN", steps: []string{"C: *", "S: 535 5.7.8 Error: authentication failed: authentication failure", "C: QUIT", "S: 221 bye"},
 			wantPhase: PhaseAuth, wantReason: Reason5xx, wantCode: 535},
 		{name: "temporary failure", mechanism: "LOGIN", steps: []string{"C: AUTH LOGIN", "S: 454 4.7.0 Temporary authentication failure", "C: QUIT", "S: 221 bye"},
 			wantPhase: PhaseAuth, wantReason: Reason4xx, wantCode: 454, noSecret: true},
-		{name: "bad CRAM challenge", steps: []string{"C: AUTH CRAM-MD5", "S: 334 !!!notbase64", "C: *", "S: 501 5.7.0 cancelled", "C: QUIT", "S: 221 bye"},
+		{name: "bad CRAM challenge", mechanism: "CRAM-MD5", steps: []string{"C: AUTH CRAM-MD5", "S: 334 !!!notbase64", "C: *", "S: 501 5.7.0 cancelled", "C: QUIT", "S: 221 bye"},
 			wantPhase: PhaseAuth, wantReason: ReasonProtocol, noSecret: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srv := newFakeServer(t, "tcp4", script(pki.Server, append(append([]string{}, pre...), tc.steps...)...))
+			steps := append([]string{}, pre...)
+			if tc.clear {
+				steps = []string{"S: 220 mx.test", "C: EHLO probe.test", cmp.Or(tc.ehlo, ehloAfterTLS)}
+			}
+			srv := newFakeServer(t, "tcp4", script(pki.Server, append(steps, tc.steps...)...))
 			var mu sync.Mutex
 			var transcript strings.Builder
 			opts := baseOptions()
 			opts.TLS = TLSStartTLS
 			opts.TLSConfig = &tls.Config{RootCAs: pki.Pool}
-			opts.Auth = &Auth{Username: testUser, Password: func() (string, error) { return testPassword, nil }, Mechanism: tc.mechanism}
+			if tc.clear {
+				opts.TLS, opts.TLSConfig = TLSNone, nil
+			}
+			opts.Auth = &Auth{Username: testUser, Password: func() (string, error) { return testPassword, nil }, Mechanism: tc.mechanism, AllowPlaintext: tc.clear}
 			opts.Transcript = func(l TranscriptLine) { mu.Lock(); transcript.WriteString(l.String() + "\n"); mu.Unlock() }
 			res, err := probeFake(t, srv, opts, 5*time.Second)
 			sr := srv.wait(t)
@@ -83,7 +99,7 @@ func TestAuth(t *testing.T) {
 			if !tc.noSecret && !strings.Contains(out, redacted) {
 				t.Errorf("transcript does not show the redacted line:\n%s", out)
 			}
-			if got := phases(res); !strings.Contains(got, "starttls ehlo auth") {
+			if got := phases(res); !strings.Contains(got, "ehlo auth") || tc.clear == strings.Contains(got, "starttls") {
 				t.Errorf("phases = %q", got)
 			}
 		})
@@ -101,7 +117,12 @@ func TestAuthPasswordErrorDialsNothing(t *testing.T) {
 	opts := baseOptions()
 	opts.TLS = TLSImplicit
 	opts.Auth = &Auth{Username: "u", Password: func() (string, error) { return "", errors.New("open /etc/pw: no such file") }}
-	res, err := Probe(t.Context(), "192.0.2.1", 465, opts)
+	srv := smtptest.Start(t, smtptest.OK)
+	host, port := splitAddr(t, srv.Addr)
+	res, err := Probe(t.Context(), host, port, opts)
+	if n := srv.Accepted.Load(); n != 0 {
+		t.Errorf("the server accepted %d connections, want none", n)
+	}
 	var perr *Error
 	if !errors.As(err, &perr) || perr.Phase != PhaseAuth || perr.Reason != ReasonConfig {
 		t.Fatalf("err = %v", err)
@@ -114,7 +135,8 @@ func TestAuthPasswordErrorDialsNothing(t *testing.T) {
 func TestAuthRefusesPlaintextByDefault(t *testing.T) {
 	opts := baseOptions()
 	opts.Auth = &Auth{Username: "u", Password: func() (string, error) { return "p", nil }}
-	if err := opts.Validate(); err == nil || !strings.Contains(err.Error(), "allow_plaintext") {
-		t.Fatalf("Validate = %v, want a refusal naming allow_plaintext", err)
+	var ferr *FieldError
+	if err := opts.Validate(); !errors.As(err, &ferr) || ferr.Field != "Auth" || !strings.Contains(err.Error(), "AllowPlaintext") {
+		t.Fatalf("Validate = %v, want a refusal of Auth naming AllowPlaintext", err)
 	}
 }

@@ -26,32 +26,58 @@ func (p *prober) ehlo() (bool, *Error) {
 	}
 	done, cerr := p.check(PhaseEHLO, r, 2)
 	if cerr == nil && r.Class() == 2 {
-		p.res.Extensions = parseExtensions(r)
+		p.res.Extensions = p.ehloExt.m
+		if p.res.Extensions == nil {
+			p.res.Extensions = map[string]string{}
+		}
 	}
 	return done, cerr
 }
 
-// parseExtensions reads the EHLO keywords of every line after the first.
+// EHLO keywords kept per reply, and the bytes of parameters kept per keyword:
+// every line is parsed while it is read, but a server advertising thousands
+// of keywords costs no more than this.
+const (
+	maxExtensions      = 64
+	maxExtensionParam  = 256
+	maxExtensionParams = 2 << 10 // parameters of all keywords; past it, keywords are kept without
+)
+
+// extensionSet collects the EHLO keywords of every line after the first.
 // Keywords that are not valid per RFC 5321 (letters, digits and '-') are
 // ignored, so a hostile server cannot inject arbitrary label values.
 // "AUTH=PLAIN LOGIN" (an old form) is read as AUTH.
-func parseExtensions(r *Reply) map[string]string {
-	ext := make(map[string]string, len(r.Lines))
-	for _, line := range r.Lines[1:] {
-		kw, params, _ := strings.Cut(line, " ")
-		if k, v, ok := strings.Cut(kw, "="); ok && strings.EqualFold(k, "AUTH") {
-			kw, params = k, strings.TrimSpace(v+" "+params)
-		}
-		if !validKeyword(kw) {
-			continue
-		}
-		kw = strings.ToUpper(kw)
-		if old, dup := ext[kw]; dup && params != "" && old != "" {
-			params = old + " " + params
-		}
-		ext[kw] = strings.TrimSpace(params)
+type extensionSet struct {
+	m      map[string]string
+	params int // bytes of parameters kept
+}
+
+func (e *extensionSet) add(line string) {
+	kw, params, _ := strings.Cut(line, " ")
+	if k, v, ok := strings.Cut(kw, "="); ok && strings.EqualFold(k, "AUTH") {
+		kw, params = k, strings.TrimSpace(v+" "+params)
 	}
-	return ext
+	if !validKeyword(kw) {
+		return
+	}
+	kw = strings.ToUpper(kw)
+	if e.m == nil {
+		e.m = make(map[string]string)
+	}
+	old, dup := e.m[kw]
+	if !dup && len(e.m) >= maxExtensions {
+		return
+	}
+	if dup && params != "" && old != "" {
+		params = old + " " + params
+	}
+	params = cutUTF8(strings.TrimSpace(params), maxExtensionParam)
+	if e.params+len(params)-len(old) > maxExtensionParams {
+		params = old
+	}
+	e.params += len(params) - len(old)
+	// Clones: a substring would keep the whole line (up to 4 KiB) alive.
+	e.m[strings.Clone(kw)] = strings.Clone(params)
 }
 
 func validKeyword(kw string) bool {
@@ -92,6 +118,9 @@ func (p *prober) startTLS() (bool, *Error) {
 	if herr != nil {
 		return false, herr
 	}
+	// RFC 3207 section 4.2: forget everything learned before TLS; only the
+	// EHLO inside TLS says what the server offers.
+	p.res.Extensions = nil
 	p.r.Reset(p.conn)
 	return p.ehlo()
 }
@@ -147,6 +176,9 @@ func angle(addr string) string {
 // message sends the test message and its final ".", and reads the reply.
 func (p *prober) message() (bool, *Error) {
 	t := time.Now()
+	if err := p.unsolicited(); err != nil {
+		return false, err
+	}
 	msg := p.testMessage()
 	for _, line := range strings.Split(strings.TrimSuffix(msg, "\r\n"), "\r\n") {
 		p.emit(Client, line)
@@ -161,6 +193,7 @@ func (p *prober) message() (bool, *Error) {
 	}
 	if r.Class() == 2 {
 		p.mailOpen = false
+		p.res.AcceptedAt = time.Now()
 	}
 	return p.check(PhaseMessage, r, 2)
 }

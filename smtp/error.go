@@ -28,7 +28,7 @@ const (
 
 // Phases lists every phase in dialog order.
 var Phases = []Phase{PhaseResolve, PhaseConnect, PhaseTLS, PhaseBanner, PhaseEHLO, PhaseStartTLS,
-	PhaseAuth, PhaseMail, PhaseRcpt, PhaseData, PhaseMessage, PhaseRset, PhaseQuit}
+	PhaseAuth, PhaseMail, PhaseRcpt, PhaseData, PhaseMessage, PhaseRset, PhaseQuit, PhaseDelivery}
 
 // Reason says why a probe failed. The values are the "reason" label values of
 // the exporter's metrics.
@@ -49,11 +49,12 @@ const (
 	ReasonPolicy      Reason = "policy"      // the caller's address policy refused the address; nothing was dialled
 	ReasonConfig      Reason = "config"      // the probe could not be prepared (e.g. an unreadable password_file)
 	ReasonNullMX      Reason = "null_mx"     // the domain publishes a null MX (RFC 7505): it accepts no mail
+	ReasonOverload    Reason = "overload"    // the caller's admission (Options.Admit) refused the connection
 )
 
 // Reasons lists every failure reason.
 var Reasons = []Reason{ReasonResolve, ReasonConnect, ReasonTimeout, ReasonTLS, ReasonClosed, ReasonProtocol,
-	Reason4xx, Reason5xx, ReasonUnsupported, ReasonExpectation, ReasonPolicy, ReasonConfig, ReasonNullMX}
+	Reason4xx, Reason5xx, ReasonUnsupported, ReasonExpectation, ReasonPolicy, ReasonConfig, ReasonNullMX, ReasonOverload, ReasonAuth}
 
 // Error is the failure of a probe: the phase it failed in, why, and the reply
 // that decided it when one came.
@@ -67,7 +68,8 @@ type Error struct {
 	Err error
 }
 
-// Error formats the failure as "rcpt: reply_5xx: 550 5.1.1 no such user".
+// Error formats the failure as "rcpt: reply_5xx: 550 5.1.1 no such user",
+// made safe with SafeText.
 func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s", e.Phase, e.Reason)
@@ -79,7 +81,7 @@ func (e *Error) Error() string {
 		b.WriteString(": ")
 		b.WriteString(e.Err.Error())
 	}
-	return b.String()
+	return SafeText(b.String())
 }
 
 // Unwrap returns the underlying error.

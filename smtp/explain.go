@@ -182,13 +182,20 @@ func Explain(r *Reply) string {
 	return b.String()
 }
 
-// serverText is the reply's own words without the enhanced code, clipped.
+// serverText is the reply's own words without the enhanced codes at the
+// start of its lines, clipped.
 func serverText(r *Reply) string {
-	text := strings.Join(r.Lines, " ")
-	if !r.Enhanced.IsZero() {
-		text = strings.TrimPrefix(text, "#")
-		text = strings.TrimSpace(strings.TrimPrefix(text, r.Enhanced.String()))
+	words := make([]string, 0, len(r.Lines))
+	for _, line := range r.Lines {
+		if e := parseEnhancedCode(r.Code, line); !e.IsZero() {
+			line = strings.TrimPrefix(line, "#")
+			line = line[strings.IndexAny(line+" ", " \t"):]
+		}
+		if line = strings.TrimSpace(line); line != "" {
+			words = append(words, line)
+		}
 	}
+	text := strings.Join(words, " ")
 	if len(text) > 200 {
 		text = text[:200] + "..."
 	}
@@ -228,4 +235,6 @@ var reasonMeaning = map[Reason]string{
 	ReasonPolicy:      "the exporter's probe_policy does not allow this address",
 	ReasonConfig:      "the probe could not be prepared",
 	ReasonNullMX:      "the domain publishes a null MX: it accepts no mail",
+	ReasonOverload:    "the exporter had no capacity left for another connection",
+	ReasonAuth:        "the mailbox server refused the delivery check's login (username or password)",
 }

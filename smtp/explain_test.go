@@ -65,6 +65,25 @@ func TestExplainSeedReplies(t *testing.T) {
 	}
 }
 
+// TestExplainStripsEveryCode: "The server said" quotes the words of every
+// line without the enhanced code each line may start with.
+func TestExplainStripsEveryCode(t *testing.T) {
+	for in, want := range map[string]string{
+		"452-#4.3.1 Insufficient\r\n452 #4.3.1 system storage\r\n": `The server said: "Insufficient system storage".`,
+		"550-Mailbox unavailable\r\n550 5.1.1 no such user\r\n":    `The server said: "Mailbox unavailable no such user".`,
+		"250-2.0.0 first\r\n250 2.0.0\r\n":                         `The server said: "first".`,
+		"421 #4.4.5\tToo many\r\n":                                 `The server said: "Too many".`,
+	} {
+		r, err := ReadReply(NewReader(strings.NewReader(in)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Explain(r); !strings.HasSuffix(got, want) {
+			t.Errorf("Explain(%q) = %q, want it to end %q", in, got, want)
+		}
+	}
+}
+
 func TestExplainFailure(t *testing.T) {
 	r := &Reply{Code: 550, Enhanced: EnhancedCode{5, 1, 1}, Lines: []string{"5.1.1 <x@y>: Recipient address rejected"}}
 	got := ExplainFailure(&Error{Phase: PhaseRcpt, Reason: Reason5xx, Reply: r})

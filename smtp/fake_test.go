@@ -122,7 +122,8 @@ func (s *fakeServer) wait(t testing.TB) fakeResult {
 // script returns a handler that plays a dialog. "S: text" sends text with CRLF
 // ("\n" inside text separates lines); "C: line" reads a line and requires it
 // to be exactly line+CRLF ("C: *" accepts any line); "TLS" starts TLS with
-// cfg; "CLOSE" closes the connection at once; "SLEEP d" pauses; "RAW: x"
+// cfg; "CLOSE" closes the connection at once; "AWAIT" waits until the
+// client sends something; "DRAIN" reads until the client closes; "RAW: x"
 // sends x without adding a line ending.
 func script(cfg *tls.Config, steps ...string) func(c *fakeConn) error {
 	return func(c *fakeConn) error {
@@ -151,9 +152,12 @@ func script(cfg *tls.Config, steps ...string) func(c *fakeConn) error {
 				}
 			case "CLOSE":
 				return nil
-			case "SLEEP":
-				d, _ := time.ParseDuration(arg)
-				time.Sleep(d)
+			case "AWAIT":
+				// wait until the client sends something (a TLS client
+				// hello, say), without consuming it
+				if _, err := c.r.Peek(1); err != nil {
+					return fmt.Errorf("step %d: awaiting the client: %w", i, err)
+				}
 			case "DRAIN":
 				// read whatever else comes until the client closes
 				for {

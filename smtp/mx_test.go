@@ -13,111 +13,195 @@ import (
 
 	"github.com/smtp-exporter/smtp_exporter/internal/dnstest"
 	"github.com/smtp-exporter/smtp_exporter/internal/smtptest"
+	"github.com/smtp-exporter/smtp_exporter/internal/testenv"
 )
 
-// resolverFor asks the test DNS server at addr.
-func resolverFor(addr string) *net.Resolver {
-	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, addr)
-	}}
+// mxZone is the test zone: every exchanger that has an address has
+// 127.0.0.1 (MX hosts share the module's port, so one server stands for all
+// of them), except mx6, which has ::1.
+var mxZone = dnstest.Zone{
+	Records: map[string][]string{
+		"example.test. MX":       {"20 noaddr.example.test.", "10 mx1.example.test."},
+		"mx1.example.test. A":    {"127.0.0.1"},
+		"mx2.example.test. A":    {"127.0.0.1"},
+		"mx6.example.test. AAAA": {"::1"},
+		"null.test. MX":          {"0 ."},
+		"nomx.test. A":           {"127.0.0.1"},
+		"many.test. MX":          {"10 mx1.example.test.", "20 mx1.example.test.", "30 mx1.example.test."},
+		"two.test. MX":           {"10 mx1.example.test.", "20 mx2.example.test."},
+		"six.test. MX":           {"10 mx1.example.test.", "20 mx6.example.test."},
+		"ties.test. MX":          {"10 mxd.ties.test.", "10 mxb.ties.test.", "10 mxa.ties.test.", "10 mxc.ties.test.", "5 mx0.ties.test."},
+	},
+	NXDomain: []string{"nx.test.", "noaddr.example.test."},
 }
 
-// twoExchangers starts a good server on 127.0.0.1 and a busy one on ::1, on
-// the same port (MX hosts share the module's port).
-func twoExchangers(t *testing.T) uint16 {
-	good := newFakeServer(t, "tcp4", script(nil, "S: 220 mx1", "C: EHLO probe.test", "S: 250 mx1", "C: QUIT", "S: 221 bye"))
-	if _, err := smtptest.StartOn(t, smtptest.ShutDown, net.JoinHostPort("::1", strconv.Itoa(int(good.port)))); err != nil {
-		t.Skipf("no IPv6 loopback (or port taken) for the second exchanger: %v", err)
-	}
-	return good.port
+func mxOptions(t *testing.T) *Options {
+	t.Helper()
+	opts := baseOptions()
+	opts.Resolver = dnstest.Start(t, mxZone).Addr
+	opts.IPProtocolFallback = true
+	return opts
 }
 
 func TestProbeMX(t *testing.T) {
-	port := twoExchangers(t)
-	dnsSrv := dnstest.Start(t, dnstest.Zone{
-		Records: map[string][]string{
-			"example.test. MX":       {"20 mx2.example.test.", "10 mx1.example.test."},
-			"mx1.example.test. A":    {"127.0.0.1"},
-			"mx2.example.test. AAAA": {"::1"},
-			"null.test. MX":          {"0 ."},
-			"nomx.test. A":           {"127.0.0.1"},
-			"many.test. MX":          {"10 mx1.example.test.", "20 mx1.example.test.", "30 mx1.example.test."},
-		},
-		NXDomain: []string{"nx.test."},
-	})
-	opts := baseOptions()
-	opts.Resolver = resolverFor(dnsSrv.Addr)
-	opts.IPProtocolFallback = true
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	srv := smtptest.Start(t, smtptest.OK)
+	_, portStr, _ := net.SplitHostPort(srv.Addr)
+	p, _ := strconv.Atoi(portStr)
+	port := uint16(p)
+	opts := mxOptions(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	t.Run("two exchangers, one broken", func(t *testing.T) {
-		res := ProbeMX(ctx, "example.test", port, opts, 5)
-		if res.Err != nil || res.Found != 2 || len(res.Hosts) != 2 || res.Implicit {
-			t.Fatalf("result = %+v", res)
+	t.Run("two exchangers, one without an address", func(t *testing.T) {
+		res, err := ProbeMX(ctx, "example.test", port, opts, 5)
+		if err != nil || res.Err != nil || res.Found != 2 || len(res.Hosts) != 2 || res.Implicit {
+			t.Fatalf("result = %+v, err %v", res, err)
 		}
-		if h := res.Hosts[0]; h.Name != "mx1.example.test" || h.Preference != 10 || !h.Result.Success() {
+		if h := res.Hosts[0]; h.Name != "mx1.example.test" || h.Preference != 10 || !h.Result.Success() || h.Result.IPProtocol != 4 {
 			t.Errorf("first host = %s %d %v", h.Name, h.Preference, h.Result.Err)
 		}
 		h := res.Hosts[1]
-		if h.Name != "mx2.example.test" || h.Preference != 20 || h.Result.Err == nil || h.Result.Err.Reason != Reason4xx || h.Result.IPProtocol != 6 {
-			t.Errorf("second host = %s %d %v ip%d", h.Name, h.Preference, h.Result.Err, h.Result.IPProtocol)
+		if h.Name != "noaddr.example.test" || h.Preference != 20 || h.Result.Err == nil || h.Result.Err.Reason != ReasonResolve {
+			t.Errorf("second host = %s %d %v", h.Name, h.Preference, h.Result.Err)
 		}
-		for mode, want := range map[string]bool{MXSuccessAll: false, MXSuccessAny: true, MXSuccessPrimary: true} {
+		for mode, want := range map[MXSuccess]bool{MXSuccessAll: false, MXSuccessAny: true, MXSuccessPrimary: true} {
 			if got := res.Success(mode); got != want {
 				t.Errorf("Success(%s) = %t, want %t", mode, got, want)
 			}
 		}
 	})
 	t.Run("null MX", func(t *testing.T) {
-		res := ProbeMX(ctx, "null.test", port, opts, 5)
-		if res.Err == nil || res.Err.Reason != ReasonNullMX || len(res.Hosts) != 0 || res.Success(MXSuccessAny) {
-			t.Errorf("result = %+v, err %v", res, res.Err)
+		res, err := ProbeMX(ctx, "null.test", port, opts, 5)
+		if err != nil || res.Err == nil || res.Err.Reason != ReasonNullMX || len(res.Hosts) != 0 || res.Success(MXSuccessAny) {
+			t.Errorf("result = %+v, err %v / %v", res, res.Err, err)
 		}
 	})
 	t.Run("no MX: the domain is its own exchanger", func(t *testing.T) {
-		res := ProbeMX(ctx, "nomx.test", port, opts, 5)
-		if !res.Implicit || len(res.Hosts) != 1 || res.Hosts[0].Name != "nomx.test" || !res.Success(MXSuccessAll) {
-			t.Errorf("result = %+v", res)
+		res, err := ProbeMX(ctx, "nomx.test", port, opts, 5)
+		if err != nil || !res.Implicit || len(res.Hosts) != 1 || res.Hosts[0].Name != "nomx.test" || !res.Success(MXSuccessAll) {
+			t.Errorf("result = %+v, err %v", res, err)
 		}
 	})
 	t.Run("no such domain", func(t *testing.T) {
-		res := ProbeMX(ctx, "nx.test", port, opts, 5)
-		if len(res.Hosts) != 1 || res.Hosts[0].Result.Err == nil || res.Hosts[0].Result.Err.Reason != ReasonResolve || res.Success(MXSuccessAny) {
-			t.Errorf("result = %+v", res)
+		res, err := ProbeMX(ctx, "nx.test", port, opts, 5)
+		if err != nil || len(res.Hosts) != 1 || res.Hosts[0].Result.Err == nil || res.Hosts[0].Result.Err.Reason != ReasonResolve || res.Success(MXSuccessAny) {
+			t.Errorf("result = %+v, err %v", res, err)
 		}
 	})
 	t.Run("limited to mx_max_hosts", func(t *testing.T) {
-		res := ProbeMX(ctx, "many.test", port, opts, 2)
-		if res.Found != 3 || len(res.Hosts) != 2 || res.Hosts[1].Preference != 20 {
-			t.Errorf("found %d, probed %d", res.Found, len(res.Hosts))
+		res, err := ProbeMX(ctx, "many.test", port, opts, 2)
+		if err != nil || res.Found != 3 || len(res.Hosts) != 2 || res.Hosts[1].Preference != 20 {
+			t.Errorf("found %d, probed %d, err %v", res.Found, len(res.Hosts), err)
 		}
 	})
-	t.Run("the address policy applies to every exchanger", func(t *testing.T) {
-		o := *opts
-		o.CheckAddr = func(_ string, a netip.Addr) error {
-			if a.Is6() {
-				return errors.New("no IPv6 here")
+	t.Run("ties broken by name: a stable subset", func(t *testing.T) {
+		// Go shuffles equal preferences; ten lookups would show it.
+		for range 10 {
+			res, err := ProbeMX(ctx, "ties.test", port, opts, 3)
+			if err != nil || res.Found != 5 || len(res.Hosts) != 3 {
+				t.Fatalf("result = %+v, err %v", res, err)
 			}
-			return nil
-		}
-		res := ProbeMX(ctx, "example.test", port, &o, 5)
-		if e := res.Hosts[1].Result.Err; e == nil || e.Reason != ReasonPolicy {
-			t.Errorf("second host err = %v, want policy", e)
+			var names []string
+			for _, h := range res.Hosts {
+				names = append(names, h.Name)
+			}
+			if got := strings.Join(names, " "); got != "mx0.ties.test mxa.ties.test mxb.ties.test" {
+				t.Fatalf("probed %s, want mx0, mxa and mxb", got)
+			}
 		}
 	})
 	t.Run("transcript names each host", func(t *testing.T) {
-		var mu sync.Mutex
-		var lines []string
+		var lines []string // no lock: ProbeMX serialises the calls
 		o := *opts
-		o.Transcript = func(l TranscriptLine) { mu.Lock(); lines = append(lines, l.String()); mu.Unlock() }
-		ProbeMX(ctx, "example.test", port, &o, 5)
+		o.Transcript = func(l TranscriptLine) { lines = append(lines, l.String()) }
+		if _, err := ProbeMX(ctx, "two.test", port, &o, 5); err != nil {
+			t.Fatal(err)
+		}
 		all := strings.Join(lines, "\n")
-		for _, w := range []string{"MX 10 mx1.example.test", "[mx1.example.test] S: 220 mx1", "[mx2.example.test] S: 421 4.3.2", "[mx2.example.test] C: QUIT", "[mx2.example.test] S: 221 2.0.0 Bye"} {
+		for _, w := range []string{"MX 10 mx1.example.test", "MX 20 mx2.example.test", "[mx1.example.test] S: 220 fake.test ESMTP",
+			"[mx2.example.test] C: QUIT", "[mx2.example.test] S: 221 2.0.0 Bye", "via " + opts.Resolver} {
 			if !strings.Contains(all, w) {
 				t.Errorf("transcript lacks %q:\n%s", w, all)
 			}
 		}
 	})
+}
+
+// TestProbeMXPolicyDialsNothing: every address of every exchanger passes the
+// policy before any is dialled; one refusal refuses the domain.
+func TestProbeMXPolicyDialsNothing(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.OK)
+	_, portStr, _ := net.SplitHostPort(srv.Addr)
+	p, _ := strconv.Atoi(portStr)
+	opts := mxOptions(t)
+	var mu sync.Mutex // CheckAddr runs concurrently for the exchangers
+	var checked []string
+	hookErr := errors.New("rule deny-mx2")
+	opts.CheckAddr = func(host string, a netip.Addr) error {
+		mu.Lock()
+		checked = append(checked, host+"="+a.String())
+		mu.Unlock()
+		if host == "mx2.example.test" {
+			return hookErr
+		}
+		return nil
+	}
+	res, err := ProbeMX(t.Context(), "two.test", uint16(p), opts, 5)
+	if !errors.Is(err, ErrPolicy) || !errors.Is(err, hookErr) {
+		t.Fatalf("err = %v, want one wrapping ErrPolicy and the hook's error", err)
+	}
+	var perr *Error
+	if !errors.As(err, &perr) || perr != res.Err || perr.Reason != ReasonPolicy {
+		t.Errorf("err = %#v, want MXResult.Err (%v) with reason policy", err, res.Err)
+	}
+	if n := srv.Accepted.Load(); n != 0 {
+		t.Errorf("the server accepted %d connections, want none", n)
+	}
+	if len(checked) != 2 {
+		t.Errorf("policy saw %v, want both exchangers", checked)
+	}
+	if len(res.Hosts) != 2 || res.Success(MXSuccessAny) {
+		t.Fatalf("hosts = %+v", res.Hosts)
+	}
+	for _, h := range res.Hosts {
+		if e := h.Result.Err; e == nil || e.Reason != ReasonPolicy || !errors.Is(e, ErrPolicy) || phases(h.Result) != "resolve" {
+			t.Errorf("host %s: err %v, phases %q; want policy after resolve only", h.Name, e, phases(h.Result))
+		}
+	}
+}
+
+// ipv6Loopback reports whether [::1] can be listened on.
+func ipv6Loopback() bool {
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
+}
+
+func TestProbeMXIPv6Exchanger(t *testing.T) {
+	testenv.Require(t, ipv6Loopback(), "no IPv6 loopback ([::1]) on this host")
+	// MX hosts share the port: find one free on both loopbacks.
+	var busy *smtptest.Server
+	var portStr string
+	for try := 0; busy == nil; try++ {
+		good := smtptest.Start(t, smtptest.OK)
+		_, portStr, _ = net.SplitHostPort(good.Addr)
+		var err error
+		if busy, err = smtptest.StartOn(t, smtptest.ShutDown, net.JoinHostPort("::1", portStr)); err != nil && try == 20 {
+			t.Fatalf("no port free on both 127.0.0.1 and [::1] after %d tries: %v", try, err)
+		}
+	}
+	p, _ := strconv.Atoi(portStr)
+	res, err := ProbeMX(t.Context(), "six.test", uint16(p), mxOptions(t), 5)
+	if err != nil || len(res.Hosts) != 2 {
+		t.Fatalf("result = %+v, err %v", res, err)
+	}
+	if h := res.Hosts[1]; h.Name != "mx6.example.test" || h.Result.IPProtocol != 6 || h.Result.Err == nil || h.Result.Err.Reason != Reason4xx {
+		t.Errorf("second host = %s ip%d %v", h.Name, h.Result.IPProtocol, h.Result.Err)
+	}
+	if !res.Hosts[0].Result.Success() || busy.Accepted.Load() != 1 {
+		t.Errorf("first host %v; IPv6 server accepted %d", res.Hosts[0].Result.Err, busy.Accepted.Load())
+	}
 }

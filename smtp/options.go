@@ -1,12 +1,10 @@
 package smtp
 
 import (
+	"context"
 	"crypto/tls"
-	"errors"
-	"fmt"
 	"net"
 	"net/netip"
-	"strings"
 	"time"
 )
 
@@ -23,16 +21,18 @@ const (
 // DefaultTimeout bounds a probe whose context carries no deadline.
 const DefaultTimeout = 10 * time.Second
 
-// QuitBudget is the most time the polite QUIT after a failure may take,
+// quitBudget is the most time the polite QUIT after a failure may take,
 // within the probe's deadline.
-const QuitBudget = time.Second
+const quitBudget = time.Second
 
 // Auth holds AUTH credentials. Password is called once per probe, before the
 // connection is made, so a password file can be read (and rotated) at probe time.
 type Auth struct {
 	Username string
 	Password func() (string, error)
-	// Mechanism is PLAIN, LOGIN or CRAM-MD5; empty picks the best one offered.
+	// Mechanism is PLAIN, LOGIN or CRAM-MD5; empty picks the best one
+	// offered: inside TLS PLAIN, then LOGIN, then CRAM-MD5; without TLS
+	// (AllowPlaintext) CRAM-MD5 first, as it does not send the password.
 	Mechanism string
 	// AllowPlaintext permits credentials over a connection without TLS.
 	AllowPlaintext bool
@@ -40,8 +40,14 @@ type Auth struct {
 
 // Options says what one probe does. It is read-only during a probe and may be
 // shared by concurrent probes.
+//
+// Probe and ProbeMX do not check Options: they must have passed Validate
+// once (the exporter does it when it loads its configuration). A value that
+// would break an SMTP command line is still refused when it is about to be
+// sent, but other invalid values give undefined (though memory-safe) results.
 type Options struct {
-	// HeloName is sent with EHLO and HELO.
+	// HeloName is sent with EHLO and HELO: an RFC 5321 domain or address
+	// literal (see CheckHeloName).
 	HeloName string
 	// TLS is none (the default), starttls or implicit.
 	TLS TLSMode
@@ -60,125 +66,60 @@ type Options struct {
 	// other is used when the host has no address of the preferred one.
 	IPProtocol         string
 	IPProtocolFallback bool
-	// Resolver resolves host names; nil means net.DefaultResolver.
-	Resolver *net.Resolver
+	// Resolver is the DNS server ("host:port", e.g. "127.0.0.1:53") that
+	// resolves host names and MX records; empty means the system's resolver.
+	// Resolution errors name the resolver that was asked.
+	Resolver string
 	// Expect maps a phase to the reply class (2 to 5) that means success
 	// there. The dialog stops after that phase (RSET if a transaction is open,
 	// then QUIT), and a reply of another class fails with ReasonExpectation.
 	Expect map[Phase]int
-	// CheckAddr, when not nil, vets every address the host resolves to before
-	// anything is dialled; an error fails the probe with ReasonPolicy. The
-	// probe then dials the vetted address itself, so the name cannot be
-	// resolved again to another one.
+	// CheckAddr, when not nil, vets every address a host resolves to (for
+	// ProbeMX: every address of every exchanger) before anything is
+	// dialled. An error refuses the probe with ReasonPolicy; the *Error then
+	// wraps both ErrPolicy and the hook's error. The probe dials the vetted
+	// address itself, so the name cannot be resolved again to another one.
 	CheckAddr func(host string, addr netip.Addr) error
-	// Transcript, when not nil, receives every line sent and received.
+	// Admit, when not nil, is called right before each TCP connection is
+	// dialled (after resolution and CheckAddr), so every connection, each
+	// exchanger of an MX probe included, takes a slot of the caller's
+	// capacity. release is called once that connection is closed. An error
+	// fails that host in phase connect with ReasonTimeout when ctx is done,
+	// else with ReasonOverload.
+	Admit func(ctx context.Context) (release func(), err error)
+	// Transcript, when not nil, receives every line sent and received, and
+	// notes on what the probe did. Calls are serialised by the probe (one
+	// lock per Probe or ProbeMX call, shared by the concurrent exchanger
+	// probes of ProbeMX), so the function needs no locking of its own if it
+	// serves one call. Every line is made safe (SafeText) and secrets are
+	// replaced by <redacted>. The text of one call is capped at 32 KiB:
+	// past it, one note says the transcript was truncated and server lines
+	// are dropped, while the probe's own lines still come.
 	Transcript func(TranscriptLine)
 }
 
-// expectable lists the phases that an expectation may name.
-var expectable = map[Phase]bool{PhaseBanner: true, PhaseEHLO: true, PhaseStartTLS: true, PhaseAuth: true,
-	PhaseMail: true, PhaseRcpt: true, PhaseData: true, PhaseMessage: true}
+// systemResolver names the system's resolver in errors.
+const systemResolver = "the system resolver"
 
-// Validate checks the options before any connection is made: no CR, LF or
-// other control characters in what is sent, and a coherent dialog.
-func (o *Options) Validate() error {
-	if o.HeloName == "" {
-		return errors.New("helo_name is empty")
+// resolverName names the resolver these options ask, for errors.
+func (o *Options) resolverName() string {
+	if o.Resolver == "" {
+		return systemResolver
 	}
-	if err := checkToken("helo_name", o.HeloName); err != nil {
-		return err
-	}
-	switch o.TLS {
-	case "", TLSNone, TLSStartTLS, TLSImplicit:
-	default:
-		return fmt.Errorf("unknown tls mode %q (want none, starttls or implicit)", o.TLS)
-	}
-	switch o.IPProtocol {
-	case "", "ip4", "ip6":
-	default:
-		return fmt.Errorf("unknown ip_protocol %q (want ip4 or ip6)", o.IPProtocol)
-	}
-	if o.MailFrom != "" && o.MailFrom != "<>" {
-		if err := checkToken("mail_from", o.MailFrom); err != nil {
-			return err
-		}
-	}
-	for _, rcpt := range o.RcptTo {
-		if rcpt == "" {
-			return errors.New("rcpt_to has an empty address")
-		}
-		if err := checkToken("rcpt_to", rcpt); err != nil {
-			return err
-		}
-	}
-	if len(o.RcptTo) > 0 && o.MailFrom == "" {
-		return errors.New("rcpt_to needs mail_from")
-	}
-	if o.SendData && len(o.RcptTo) == 0 {
-		return errors.New("send_data needs rcpt_to")
-	}
-	if a := o.Auth; a != nil {
-		if a.Username == "" || a.Password == nil {
-			return errors.New("auth needs a username and a password")
-		}
-		if err := checkToken("auth username", a.Username); err != nil {
-			return err
-		}
-		switch strings.ToUpper(a.Mechanism) {
-		case "", "PLAIN", "LOGIN", "CRAM-MD5":
-		default:
-			return fmt.Errorf("unknown auth mechanism %q (want PLAIN, LOGIN or CRAM-MD5)", a.Mechanism)
-		}
-		if (o.TLS == "" || o.TLS == TLSNone) && !a.AllowPlaintext {
-			return errors.New("auth without tls would send the password in clear: use tls starttls or implicit, or set allow_plaintext")
-		}
-	}
-	for phase, class := range o.Expect {
-		if !expectable[phase] {
-			return fmt.Errorf("expect_reply: phase %q cannot carry an expectation", phase)
-		}
-		if class < 2 || class > 5 {
-			return fmt.Errorf("expect_reply: class %dxx for phase %q is not 2xx to 5xx", class, phase)
-		}
-		if !o.reaches(phase) {
-			return fmt.Errorf("expect_reply: phase %q is never reached by this module", phase)
-		}
-	}
-	return nil
+	return o.Resolver
 }
 
-// reaches reports whether the dialog these options describe has the phase.
-func (o *Options) reaches(p Phase) bool {
-	switch p {
-	case PhaseStartTLS:
-		return o.TLS == TLSStartTLS
-	case PhaseAuth:
-		return o.Auth != nil
-	case PhaseMail:
-		return o.MailFrom != ""
-	case PhaseRcpt:
-		return len(o.RcptTo) > 0
-	case PhaseData, PhaseMessage:
-		return o.SendData
+// resolver returns the resolver these options ask.
+func (o *Options) resolver() *net.Resolver {
+	if o.Resolver == "" {
+		return net.DefaultResolver
 	}
-	return true
-}
-
-// checkToken refuses values that would break or extend an SMTP command line.
-func checkToken(what, s string) error {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '\r' || c == '\n':
-			return fmt.Errorf("%s %q contains a line break", what, s)
-		case c < 0x20 || c == 0x7f:
-			return fmt.Errorf("%s %q contains a control character", what, s)
-		case c == ' ' || c == '<' || c == '>':
-			return fmt.Errorf("%s %q contains %q", what, s, c)
-		}
+	addr := o.Resolver
+	return &net.Resolver{
+		PreferGo: true,
+		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
 	}
-	if len(s) > 256 {
-		return fmt.Errorf("%s is longer than 256 bytes", what)
-	}
-	return nil
 }

@@ -2,34 +2,35 @@ package smtp
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 )
 
 // Probe runs one SMTP dialog with host:port as opts describe, within ctx's
-// deadline (DefaultTimeout when it has none). It always returns a Result,
-// filled up to the point of failure; the error is a *Error when the probe
-// failed, and nil on success. Invalid options fail before anything is dialled.
+// deadline (DefaultTimeout when it has none). opts must have passed Validate.
+// It always returns a Result, filled up to the point of failure; the error is
+// the Result's *Error when the probe failed, and nil on success. A refusal by
+// opts.CheckAddr fails before anything is dialled, with an error that wraps
+// ErrPolicy.
 func Probe(ctx context.Context, host string, port uint16, opts *Options) (*Result, error) {
-	res := &Result{Host: host, Port: port}
+	start := time.Now()
 	ctx, cancel := withDefaultDeadline(ctx)
 	defer cancel()
-	p := &prober{ctx: ctx, opts: opts, res: res, start: time.Now()}
-	err := p.run()
-	res.Duration = time.Since(p.start)
-	if err != nil {
-		res.Err = err
-		p.note("probe failed: %s", err)
-		return res, err
+	p := newProber(ctx, host, port, opts, newTranscript(opts.Transcript, start), "")
+	p.start = start
+	if err := p.prepare(); err != nil {
+		return p.done(err)
 	}
-	return res, nil
+	return p.done(p.run())
 }
 
 // withDefaultDeadline gives ctx a DefaultTimeout deadline when it has none.
@@ -40,38 +41,65 @@ func withDefaultDeadline(ctx context.Context) (context.Context, context.CancelFu
 	return context.WithTimeout(ctx, DefaultTimeout)
 }
 
-// prober holds the state of one probe.
+// prober holds the state of one host's probe.
 type prober struct {
-	ctx   context.Context
-	opts  *Options
-	res   *Result
-	start time.Time
+	ctx    context.Context
+	opts   *Options
+	res    *Result
+	start  time.Time
+	tr     *transcript
+	trHost string // the exchanger's name in an MX probe's transcript
 
 	conn     net.Conn
 	r        *bufio.Reader
-	tls      bool   // the connection is encrypted
-	password string // read once before connecting
-	mailOpen bool   // a MAIL FROM was accepted and the transaction is open
+	tls      bool    // the connection is encrypted
+	password string  // read once before connecting
+	secrets  secrets // the password and its encodings, scrubbed from what is kept or shown
+	mailOpen bool    // a MAIL FROM was accepted and the transaction is open
+	ehloExt  *extensionSet
 }
 
-func (p *prober) run() *Error {
-	if err := p.opts.Validate(); err != nil {
-		return &Error{Phase: PhaseResolve, Reason: ReasonConfig, Err: fmt.Errorf("invalid probe options: %w", err)}
+func newProber(ctx context.Context, host string, port uint16, opts *Options, tr *transcript, trHost string) *prober {
+	return &prober{ctx: ctx, opts: opts, res: &Result{Host: host, Port: port}, start: time.Now(), tr: tr, trHost: trHost}
+}
+
+// done records the outcome of the probe and returns it as Probe does.
+func (p *prober) done(err *Error) (*Result, error) {
+	p.res.Duration = time.Since(p.start)
+	if p.res.TLS != nil {
+		p.res.TLS.VerifyError = cleanErr(p.res.TLS.VerifyError, p.secrets.clean)
 	}
+	if err != nil {
+		err.Err = cleanErr(err.Err, p.secrets.clean)
+		p.res.Err = err
+		p.note("probe failed: %s", err)
+		return p.res, err
+	}
+	return p.res, nil
+}
+
+// prepare does everything before the dial: the password is read, the host
+// resolved, every address vetted by the policy and one chosen.
+func (p *prober) prepare() *Error {
 	if a := p.opts.Auth; a != nil {
 		pw, err := a.Password()
 		if err != nil {
 			return &Error{Phase: PhaseAuth, Reason: ReasonConfig, Err: fmt.Errorf("reading the password: %w", err)}
 		}
 		p.password = pw
+		p.secrets.add(pw)
+		p.secrets.add(base64.StdEncoding.EncodeToString([]byte(pw)))
 	}
-	addr, err := p.resolve()
+	return p.resolve()
+}
+
+// run dials the vetted address and talks.
+func (p *prober) run() *Error {
+	release, err := p.connect()
 	if err != nil {
 		return err
 	}
-	if err := p.connect(addr); err != nil {
-		return err
-	}
+	defer release()
 	defer p.conn.Close()
 	// Cancellation (not only the deadline) must unblock reads and writes. The
 	// TCP connection is captured: p.conn becomes the TLS connection after
@@ -93,111 +121,6 @@ func (p *prober) run() *Error {
 		p.politeQuit(err)
 		return err
 	}
-	return nil
-}
-
-func (p *prober) resolve() (netip.Addr, *Error) {
-	t := time.Now()
-	addrs, literal, err := p.lookup()
-	if !literal {
-		p.res.DNSDuration = time.Since(t)
-	}
-	p.res.Phases = append(p.res.Phases, PhaseResult{Phase: PhaseResolve, Duration: p.res.DNSDuration})
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	if check := p.opts.CheckAddr; check != nil {
-		for _, a := range addrs {
-			if err := check(p.res.Host, a); err != nil {
-				return netip.Addr{}, &Error{Phase: PhaseConnect, Reason: ReasonPolicy, Err: err}
-			}
-		}
-	}
-	addr, ok := pickAddr(addrs, p.opts.IPProtocol, p.opts.IPProtocolFallback)
-	if !ok {
-		return netip.Addr{}, &Error{Phase: PhaseResolve, Reason: ReasonResolve,
-			Err: fmt.Errorf("%s has no %s address", p.res.Host, ipName(p.opts.IPProtocol))}
-	}
-	p.res.IPProtocol = 4
-	if addr.Is6() {
-		p.res.IPProtocol = 6
-	}
-	p.res.Addr = netip.AddrPortFrom(addr, p.res.Port)
-	if !literal {
-		p.note("resolved %s to %s in %s", p.res.Host, addr, p.res.DNSDuration.Round(time.Microsecond))
-	}
-	return addr, nil
-}
-
-// lookup returns the host's addresses, unmapped; an IP literal is its own
-// (literal is then true).
-func (p *prober) lookup() (addrs []netip.Addr, literal bool, _ *Error) {
-	if a, err := netip.ParseAddr(p.res.Host); err == nil {
-		if a.Zone() != "" {
-			return nil, true, &Error{Phase: PhaseResolve, Reason: ReasonResolve, Err: errors.New("addresses with a zone are not probed")}
-		}
-		return []netip.Addr{a.Unmap()}, true, nil
-	}
-	network := "ip"
-	if !p.opts.IPProtocolFallback {
-		network = ipName(p.opts.IPProtocol)
-	}
-	r := p.opts.Resolver
-	if r == nil {
-		r = net.DefaultResolver
-	}
-	addrs, err := r.LookupNetIP(p.ctx, network, p.res.Host)
-	if err != nil {
-		reason := ReasonResolve
-		if p.ctx.Err() != nil {
-			reason = ReasonTimeout
-		}
-		return nil, false, &Error{Phase: PhaseResolve, Reason: reason, Err: fmt.Errorf("resolving %s: %w", p.res.Host, err)}
-	}
-	for i := range addrs {
-		addrs[i] = addrs[i].Unmap()
-	}
-	return addrs, false, nil
-}
-
-func ipName(proto string) string {
-	if proto == "ip6" {
-		return "ip6"
-	}
-	return "ip4"
-}
-
-// pickAddr chooses the first address of the preferred family, or of the
-// other with fallback. An IP literal is used as it is.
-func pickAddr(addrs []netip.Addr, proto string, fallback bool) (netip.Addr, bool) {
-	want6 := proto == "ip6"
-	for _, a := range addrs {
-		if a.Is6() == want6 {
-			return a, true
-		}
-	}
-	if (fallback || len(addrs) == 1) && len(addrs) > 0 {
-		return addrs[0], true
-	}
-	return netip.Addr{}, false
-}
-
-func (p *prober) connect(addr netip.Addr) *Error {
-	t := time.Now()
-	var d net.Dialer
-	conn, err := d.DialContext(p.ctx, "tcp", netip.AddrPortFrom(addr, p.res.Port).String())
-	p.res.Phases = append(p.res.Phases, PhaseResult{Phase: PhaseConnect, Duration: time.Since(t)})
-	if err != nil {
-		reason := ReasonConnect
-		if p.ctx.Err() != nil || isTimeout(err) {
-			reason = ReasonTimeout
-		}
-		return &Error{Phase: PhaseConnect, Reason: reason, Err: err}
-	}
-	deadline, _ := p.ctx.Deadline()
-	conn.SetDeadline(deadline)
-	p.conn = conn
-	p.note("connected to %s from %s", conn.RemoteAddr(), conn.LocalAddr())
 	return nil
 }
 
@@ -263,13 +186,13 @@ func (p *prober) quit() *Error {
 }
 
 // politeQuit sends QUIT after a failure, so the server does not count the
-// probe as an aborted session, within QuitBudget and never past the probe's
+// probe as an aborted session, within quitBudget and never past the probe's
 // deadline or after its cancellation.
 func (p *prober) politeQuit(failure *Error) {
 	if failure.Phase == PhaseQuit || p.ctx.Err() != nil {
 		return
 	}
-	deadline := time.Now().Add(QuitBudget)
+	deadline := time.Now().Add(quitBudget)
 	if d, _ := p.ctx.Deadline(); d.Before(deadline) {
 		deadline = d
 	}
@@ -307,6 +230,13 @@ func (p *prober) check(phase Phase, r *Reply, want int) (done bool, err *Error) 
 // replaces the line in the transcript when it carries a secret.
 func (p *prober) cmd(phase Phase, line, shown string) (*Reply, *Error) {
 	t := time.Now()
+	if strings.ContainsAny(line, "\r\n") {
+		return nil, &Error{Phase: phase, Reason: ReasonConfig,
+			Err: errors.New("refusing to send a command with a line break (the options did not pass Validate)")}
+	}
+	if err := p.unsolicited(); err != nil {
+		return nil, err
+	}
 	if shown == "" {
 		shown = line
 	}
@@ -318,9 +248,43 @@ func (p *prober) cmd(phase Phase, line, shown string) (*Reply, *Error) {
 	return p.readReply(phase, t)
 }
 
+// unsolicited fails the probe when the server sent more than the replies
+// asked for: bytes already buffered when the client is about to send its
+// next command (the probe does not pipeline, so each command's reply is
+// complete before the next is sent). Read later as the next command's
+// reply, a stale line would put the dialog out of step.
+func (p *prober) unsolicited() *Error {
+	n := p.r.Buffered()
+	if n == 0 {
+		return nil
+	}
+	phase := PhaseBanner
+	if len(p.res.Phases) > 0 {
+		phase = p.res.Phases[len(p.res.Phases)-1].Phase
+	}
+	peek, _ := p.r.Peek(min(n, 256))
+	shown := p.secrets.scrub(safeBytes(bytes.TrimRight(peek, "\r\n")))
+	if len(shown) > 40 {
+		shown = cutUTF8(shown, 40) + "..."
+	}
+	return &Error{Phase: phase, Reason: ReasonProtocol,
+		Err: protocolErrorf("the server sent %d bytes nobody asked for after its %s reply: \"%s\"", n, phase, shown)}
+}
+
 // readReply reads one reply and records the phase as lasting since t.
 func (p *prober) readReply(phase Phase, t time.Time) (*Reply, *Error) {
-	r, err := ReadReply(p.r, p.serverLine)
+	how := replyReading{keepLines: maxKeptLines, keepBytes: maxKeptBytes, clean: p.secrets.scrub, onLine: p.serverLine}
+	p.ehloExt = nil
+	if phase == PhaseEHLO {
+		ext := &extensionSet{}
+		how.onText = func(i int, text string) {
+			if i > 0 {
+				ext.add(text)
+			}
+		}
+		p.ehloExt = ext
+	}
+	r, err := readReply(p.r, how)
 	p.res.Phases = append(p.res.Phases, PhaseResult{Phase: phase, Duration: time.Since(t), Reply: r})
 	if err != nil {
 		return nil, p.ioError(phase, err)
@@ -329,8 +293,8 @@ func (p *prober) readReply(phase Phase, t time.Time) (*Reply, *Error) {
 }
 
 func (p *prober) serverLine(line []byte) {
-	if p.opts.Transcript != nil {
-		p.emit(Server, cleanText(line))
+	if p.tr != nil {
+		p.emit(Server, safeBytes(line))
 	}
 }
 
@@ -359,14 +323,16 @@ func isTimeout(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
+// emit sends a line to the transcript, secrets scrubbed (the transcript
+// makes it safe).
 func (p *prober) emit(dir Direction, text string) {
-	if p.opts.Transcript != nil {
-		p.opts.Transcript(TranscriptLine{At: time.Since(p.start), Dir: dir, Text: text})
+	if p.tr != nil {
+		p.tr.emit(p.trHost, dir, p.secrets.scrub(text))
 	}
 }
 
 func (p *prober) note(format string, args ...any) {
-	if p.opts.Transcript != nil {
+	if p.tr != nil {
 		p.emit(Note, fmt.Sprintf(format, args...))
 	}
 }

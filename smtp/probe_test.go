@@ -3,12 +3,19 @@ package smtp
 import (
 	"errors"
 	"net"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/smtp-exporter/smtp_exporter/internal/testenv"
 )
 
 const ehloOK = "S: 250-mx.test greets probe.test\n250-SIZE 10240000\n250-8BITMIME\n250 PIPELINING"
+
+// testMessageRE matches the test message's lines (a date and a random
+// Message-ID) and its final dot.
+var testMessageRE = regexp.MustCompile(`(?s)Date: .*?\r\n\.\r\n`)
 
 func TestProbeDialog(t *testing.T) {
 	mailOpts := func(o *Options) { o.MailFrom = "probe@example.org"; o.RcptTo = []string{"postmaster@example.org"} }
@@ -23,7 +30,7 @@ func TestProbeDialog(t *testing.T) {
 		wantCode   int    // deciding reply code, 0 if none
 		wantEnh    string // deciding enhanced code
 		wantPhases string
-		wantSent   string // every byte the client sent
+		wantSent   string // every byte the client sent; the test message's lines as "<message>"
 	}{
 		{
 			name:       "ehlo quit success",
@@ -49,6 +56,7 @@ func TestProbeDialog(t *testing.T) {
 			wantPhase:  PhaseBanner,
 			wantReason: Reason5xx,
 			wantCode:   554,
+			wantEnh:    "5.7.1", // on the last line only, as go-smtp writes it
 			wantPhases: "resolve connect banner quit",
 			wantSent:   "QUIT\r\n",
 		},
@@ -58,14 +66,16 @@ func TestProbeDialog(t *testing.T) {
 			wantPhase:  PhaseBanner,
 			wantReason: ReasonClosed,
 			wantPhases: "resolve connect banner",
+			wantSent:   "",
 		},
 		{
 			name:       "banner timeout",
-			steps:      []string{"SLEEP 2s"},
+			steps:      []string{"DRAIN"},
 			timeout:    300 * time.Millisecond,
 			wantPhase:  PhaseBanner,
 			wantReason: ReasonTimeout,
 			wantPhases: "resolve connect banner",
+			wantSent:   "",
 		},
 		{
 			name:       "not smtp: banner protocol",
@@ -112,7 +122,7 @@ func TestProbeDialog(t *testing.T) {
 		},
 		{
 			name:       "ehlo timeout",
-			steps:      []string{"S: 220 mx.test", "C: EHLO probe.test", "SLEEP 2s"},
+			steps:      []string{"S: 220 mx.test", "C: EHLO probe.test", "DRAIN"},
 			timeout:    300 * time.Millisecond,
 			wantPhase:  PhaseEHLO,
 			wantReason: ReasonTimeout,
@@ -179,7 +189,7 @@ func TestProbeDialog(t *testing.T) {
 			name: "rcpt timeout",
 			opts: mailOpts,
 			steps: []string{"S: 220 mx.test", "C: EHLO probe.test", ehloOK, "C: MAIL FROM:<probe@example.org>", "S: 250 ok",
-				"C: RCPT TO:<postmaster@example.org>", "SLEEP 2s"},
+				"C: RCPT TO:<postmaster@example.org>", "DRAIN"},
 			timeout:    400 * time.Millisecond,
 			wantPhase:  PhaseRcpt,
 			wantReason: ReasonTimeout,
@@ -210,6 +220,33 @@ func TestProbeDialog(t *testing.T) {
 			wantCode:   552,
 			wantEnh:    "5.3.4",
 			wantPhases: "resolve connect banner ehlo mail rcpt data message quit",
+			wantSent:   "EHLO probe.test\r\nMAIL FROM:<probe@example.org>\r\nRCPT TO:<postmaster@example.org>\r\nDATA\r\n<message>\r\n.\r\nQUIT\r\n",
+		},
+		{
+			name:       "unsolicited line after the ehlo reply",
+			steps:      []string{"S: 220 mx.test", "C: EHLO probe.test", "RAW: 250 mx\r\n250 unsolicited\r\n", "DRAIN"},
+			wantPhase:  PhaseEHLO,
+			wantReason: ReasonProtocol,
+			wantPhases: "resolve connect banner ehlo",
+			wantSent:   "EHLO probe.test\r\nQUIT\r\n",
+		},
+		{
+			name:       "unsolicited line after the banner",
+			steps:      []string{"RAW: 220 mx.test\r\n250 early talker\r\n", "DRAIN"},
+			wantPhase:  PhaseBanner,
+			wantReason: ReasonProtocol,
+			wantPhases: "resolve connect banner",
+			wantSent:   "QUIT\r\n",
+		},
+		{
+			name: "unsolicited line after the 354",
+			opts: dataOpts,
+			steps: []string{"S: 220 mx.test", "C: EHLO probe.test", ehloOK, "C: MAIL FROM:<probe@example.org>", "S: 250 ok",
+				"C: RCPT TO:<postmaster@example.org>", "S: 250 ok", "C: DATA", "RAW: 354 go ahead\r\n250 2.0.0 queued before the message\r\n", "DRAIN"},
+			wantPhase:  PhaseData,
+			wantReason: ReasonProtocol,
+			wantPhases: "resolve connect banner ehlo mail rcpt data",
+			wantSent:   "EHLO probe.test\r\nMAIL FROM:<probe@example.org>\r\nRCPT TO:<postmaster@example.org>\r\nDATA\r\nQUIT\r\n",
 		},
 		{
 			name:       "quit refused",
@@ -319,7 +356,7 @@ func TestProbeDialog(t *testing.T) {
 			start := time.Now()
 			res, err := probeFake(t, srv, opts, timeout)
 			elapsed := time.Since(start)
-			if elapsed > timeout+QuitBudget {
+			if elapsed > timeout+5*time.Second { // generous: catches a hang, not a slow machine
 				t.Errorf("probe took %s, past its %s timeout", elapsed, timeout)
 			}
 			if tc.wantPhase == "" {
@@ -352,8 +389,8 @@ func TestProbeDialog(t *testing.T) {
 			if sr.err != nil && tc.wantPhase == "" {
 				t.Errorf("server script: %v", sr.err)
 			}
-			if tc.wantSent != "" && sr.recv != tc.wantSent {
-				t.Errorf("client sent %q, want %q", sr.recv, tc.wantSent)
+			if got := testMessageRE.ReplaceAllString(sr.recv, "<message>\r\n.\r\n"); got != tc.wantSent {
+				t.Errorf("client sent %q, want %q", got, tc.wantSent)
 			}
 			if res.IPProtocol != 4 || res.Addr.Port() != srv.port {
 				t.Errorf("dialled %s (ip%d), want port %d over IPv4", res.Addr, res.IPProtocol, srv.port)
@@ -422,7 +459,8 @@ func TestProbeDataSendsUniqueMessage(t *testing.T) {
 }
 
 func TestProbeIPv6(t *testing.T) {
-	srv := newFakeServerOrSkip(t, "tcp6", script(nil, "S: 220 mx.test", "C: EHLO probe.test", ehloOK, "C: QUIT", "S: 221 bye"))
+	testenv.Require(t, ipv6Loopback(), "no IPv6 loopback ([::1]) on this host")
+	srv := newFakeServer(t, "tcp6", script(nil, "S: 220 mx.test", "C: EHLO probe.test", ehloOK, "C: QUIT", "S: 221 bye"))
 	opts := baseOptions()
 	opts.IPProtocol = "ip6"
 	res, err := probeFake(t, srv, opts, 5*time.Second)
@@ -432,19 +470,6 @@ func TestProbeIPv6(t *testing.T) {
 	if res.IPProtocol != 6 || res.Addr.Addr().String() != "::1" {
 		t.Errorf("dialled %s ip%d, want [::1] ip6", res.Addr, res.IPProtocol)
 	}
-}
-
-// newFakeServerOrSkip skips when the host has no IPv6 loopback.
-func newFakeServerOrSkip(t *testing.T, network string, h func(*fakeConn) error) *fakeServer {
-	t.Helper()
-	if network == "tcp6" {
-		ln, err := net.Listen("tcp6", "[::1]:0")
-		if err != nil {
-			t.Skipf("no IPv6 loopback on this host: %v", err)
-		}
-		ln.Close()
-	}
-	return newFakeServer(t, network, h)
 }
 
 func TestProbeConnectRefused(t *testing.T) {
@@ -464,22 +489,24 @@ func TestProbeConnectRefused(t *testing.T) {
 	}
 }
 
-func TestProbeInvalidOptionsDialNothing(t *testing.T) {
-	for _, o := range []*Options{
-		{HeloName: "probe.test\r\nMAIL FROM:<x>"},
-		{HeloName: "probe.test", MailFrom: "a@b\nRCPT TO:<c>"},
-		{HeloName: "probe.test", MailFrom: "a@b", RcptTo: []string{"x@y\x00"}},
-		{HeloName: ""},
-		{HeloName: "probe.test", RcptTo: []string{"x@y"}},
+// TestMessageSizeLimit: RFC 1870, "SIZE 0" means no fixed limit.
+func TestMessageSizeLimit(t *testing.T) {
+	for _, tc := range []struct {
+		ext    map[string]string
+		size   int64
+		wantOK bool
+	}{
+		{map[string]string{"SIZE": "10240000"}, 10240000, true},
+		{map[string]string{"SIZE": "0"}, 0, false},
+		{map[string]string{"SIZE": ""}, 0, false},
+		{map[string]string{"SIZE": "-5"}, 0, false},
+		{map[string]string{"SIZE": "big"}, 0, false},
+		{map[string]string{"8BITMIME": ""}, 0, false},
+		{nil, 0, false},
 	} {
-		res, err := Probe(t.Context(), "192.0.2.1", 25, o)
-		var perr *Error
-		if !errors.As(err, &perr) || perr.Reason != ReasonConfig {
-			t.Errorf("options %+v: err = %v, want reason config", o, err)
-			continue
-		}
-		if len(res.Phases) != 0 {
-			t.Errorf("options %+v: reached phases %q before failing", o, phases(res))
+		r := &Result{Extensions: tc.ext}
+		if size, ok := r.MessageSizeLimit(); size != tc.size || ok != tc.wantOK {
+			t.Errorf("extensions %v: MessageSizeLimit = %d, %t; want %d, %t", tc.ext, size, ok, tc.size, tc.wantOK)
 		}
 	}
 }

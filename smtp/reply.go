@@ -42,7 +42,8 @@ type Reply struct {
 	// Code is the three-digit reply code.
 	Code int
 	// Enhanced is the RFC 3463 code found at the start of the first line's
-	// text, written "4.4.5" or "#4.4.5"; zero when there is none.
+	// text or, failing that, of the last line's, written "4.4.5" or
+	// "#4.4.5"; zero when there is none.
 	Enhanced EnhancedCode
 	// Lines holds the text of each line after the code and separator.
 	Lines []string
@@ -74,9 +75,37 @@ func protocolErrorf(format string, args ...any) error {
 // reply, up to the last. Lines may end in CRLF or a bare LF. r must have a
 // buffer of at least MaxLineLength+2 bytes (see NewReader) for the line
 // limit to be MaxLineLength. onLine, when not nil, sees each raw line
-// without its ending, before it is parsed.
+// without its ending, before it is parsed. The text of each line is made
+// safe with SafeText; every line is kept.
 func ReadReply(r *bufio.Reader, onLine func(line []byte)) (*Reply, error) {
+	// SafeText writes a byte as at most four: every line fits.
+	return readReply(r, replyReading{keepLines: MaxReplyLines, keepBytes: 4 * MaxReplyLines * MaxLineLength, onLine: onLine})
+}
+
+// What a probe keeps of one reply, whatever the server sends: at most
+// maxKeptLines lines and maxKeptBytes bytes of text. The lines past either
+// are still read (up to MaxReplyLines) and seen by the reading's onText.
+const (
+	maxKeptLines = 16
+	maxKeptBytes = 1 << 10
+)
+
+// replyReading says how readReply reads one reply.
+type replyReading struct {
+	keepLines, keepBytes int
+	// clean, when not nil, is applied to each line's safe text before it
+	// is kept or seen by onText (the probe scrubs secrets with it).
+	clean func(string) string
+	// onLine sees each raw line before it is parsed; onText sees the text
+	// of each line, kept or not, with its index.
+	onLine func(line []byte)
+	onText func(i int, text string)
+}
+
+func readReply(r *bufio.Reader, how replyReading) (*Reply, error) {
 	var reply *Reply
+	kept, omitted := 0, 0
+	var last string
 	for n := 0; ; n++ {
 		if n == MaxReplyLines {
 			return nil, protocolErrorf("reply has more than %d lines", MaxReplyLines)
@@ -85,25 +114,70 @@ func ReadReply(r *bufio.Reader, onLine func(line []byte)) (*Reply, error) {
 		if err != nil {
 			return nil, err
 		}
-		if onLine != nil {
-			onLine(line)
+		if how.onLine != nil {
+			how.onLine(line)
 		}
-		code, more, text, err := ParseReplyLine(line)
-		if err != nil {
-			return nil, err
+		code, more, ok := parseReplyLine(line)
+		if !ok {
+			shown := safeBytes(line)
+			if how.clean != nil {
+				shown = how.clean(shown)
+			}
+			if len(shown) > 40 {
+				shown = cutUTF8(shown, 40) + "..."
+			}
+			return nil, protocolErrorf("not an SMTP reply: \"%s\"", shown)
 		}
 		if reply == nil {
 			reply = &Reply{Code: code, Lines: make([]string, 0, 1)}
 		} else if code != reply.Code {
 			return nil, protocolErrorf("multi-line reply changes code from %d to %d", reply.Code, code)
 		}
-		reply.Lines = append(reply.Lines, text)
+		text := ""
+		if len(line) > 4 {
+			text = safeBytes(line[4:])
+		}
+		if how.clean != nil {
+			text = how.clean(text)
+		}
+		if how.onText != nil {
+			how.onText(n, text)
+		}
+		last = text
+		if len(reply.Lines) < how.keepLines && kept < how.keepBytes {
+			if room := how.keepBytes - kept; len(text) > room {
+				text = cutUTF8(text, room) + "..."
+			}
+			reply.Lines = append(reply.Lines, text)
+			kept += len(text)
+		} else {
+			omitted++
+		}
 		if !more {
 			break
 		}
 	}
-	reply.Enhanced = ParseEnhancedCode(reply.Code, reply.Lines[0])
+	// The code is on the first line, or (as go-smtp writes it) on the last
+	// line only.
+	reply.Enhanced = parseEnhancedCode(reply.Code, reply.Lines[0])
+	if reply.Enhanced.IsZero() && len(reply.Lines)+omitted > 1 {
+		reply.Enhanced = parseEnhancedCode(reply.Code, last)
+	}
+	if omitted > 0 {
+		reply.Lines = append(reply.Lines, fmt.Sprintf("[%d more lines not kept]", omitted))
+	}
 	return reply, nil
+}
+
+// cutUTF8 cuts s to at most n bytes without splitting a character.
+func cutUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // NewReader returns a buffered reader sized so that ReadReply enforces
@@ -132,62 +206,35 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 	return line, nil
 }
 
-// ParseReplyLine parses one reply line (without its ending): the code, whether
-// more lines follow ("250-..."), and the text. The code must be three digits
-// as RFC 5321 section 4.2 defines them: 2-5, then 0-5, then 0-9.
-func ParseReplyLine(line []byte) (code int, more bool, text string, err error) {
+// parseReplyLine parses one reply line (without its ending): the code and
+// whether more lines follow ("250-..."); the text is what follows the
+// fourth byte. The code must be three digits as RFC 5321 section 4.2
+// defines them: 2-5, then 0-5, then 0-9; ok is false when the line is not a
+// reply line.
+func parseReplyLine(line []byte) (code int, more, ok bool) {
 	if len(line) < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '5' || line[2] < '0' || line[2] > '9' {
-		return 0, false, "", protocolErrorf("not an SMTP reply: %q", clip(line, 40))
+		return 0, false, false
 	}
 	code = int(line[0]-'0')*100 + int(line[1]-'0')*10 + int(line[2]-'0')
 	if len(line) == 3 {
-		return code, false, "", nil
+		return code, false, true
 	}
 	switch line[3] {
 	case ' ':
 	case '-':
 		more = true
 	default:
-		return 0, false, "", protocolErrorf("not an SMTP reply: %q", clip(line, 40))
+		return 0, false, false
 	}
-	return code, more, cleanText(line[4:]), nil
+	return code, more, true
 }
 
-// cleanText turns reply text into a valid UTF-8 string without control
-// characters other than tab, so it is safe to log and print.
-func cleanText(b []byte) string {
-	clean := true
-	for _, c := range b {
-		if (c < 0x20 && c != '\t') || c == 0x7f {
-			clean = false
-			break
-		}
-	}
-	if clean && utf8.Valid(b) {
-		return string(b)
-	}
-	s := strings.ToValidUTF8(string(b), "\uFFFD")
-	return strings.Map(func(r rune) rune {
-		if (r < 0x20 && r != '\t') || r == 0x7f {
-			return '\uFFFD'
-		}
-		return r
-	}, s)
-}
-
-func clip(b []byte, n int) string {
-	if len(b) > n {
-		return cleanText(b[:n]) + "..."
-	}
-	return cleanText(b)
-}
-
-// ParseEnhancedCode finds the RFC 3463 enhanced status code at the start of a
+// parseEnhancedCode finds the RFC 3463 enhanced status code at the start of a
 // reply's text, written "4.4.5" or, as some appliances write it, "#4.4.5".
 // The code's class must match the reply code's first digit (2, 4 or 5);
 // subject and detail have one to three digits. It returns the zero value when
 // there is no such code.
-func ParseEnhancedCode(code int, text string) EnhancedCode {
+func parseEnhancedCode(code int, text string) EnhancedCode {
 	s := strings.TrimPrefix(text, "#")
 	class := code / 100
 	if len(s) < 5 || int(s[0]-'0') != class || (class != 2 && class != 4 && class != 5) || s[1] != '.' {

@@ -22,11 +22,13 @@ func TestReadReply(t *testing.T) {
 		{"enhanced", "550 5.1.1 no such user\r\n", &Reply{Code: 550, Enhanced: EnhancedCode{5, 1, 1}, Lines: []string{"5.1.1 no such user"}}, nil},
 		{"enhanced with hash", "421 #4.4.5 too many connections\r\n", &Reply{Code: 421, Enhanced: EnhancedCode{4, 4, 5}, Lines: []string{"#4.4.5 too many connections"}}, nil},
 		{"enhanced multi-line", "452-#4.3.1 Insufficient\r\n452 #4.3.1 system storage\r\n", &Reply{Code: 452, Enhanced: EnhancedCode{4, 3, 1}, Lines: []string{"#4.3.1 Insufficient", "#4.3.1 system storage"}}, nil},
+		{"enhanced on the last line only (go-smtp)", "550-Mailbox unavailable\r\n550-try later\r\n550 5.1.1 no such user\r\n", &Reply{Code: 550, Enhanced: EnhancedCode{5, 1, 1}, Lines: []string{"Mailbox unavailable", "try later", "5.1.1 no such user"}}, nil},
+		{"enhanced on a middle line is not read", "550-a\r\n550-5.1.1 b\r\n550 c\r\n", &Reply{Code: 550, Lines: []string{"a", "5.1.1 b", "c"}}, nil},
 		{"enhanced three-digit detail", "538 #5.7.11 Encryption required\r\n", &Reply{Code: 538, Enhanced: EnhancedCode{5, 7, 11}, Lines: []string{"#5.7.11 Encryption required"}}, nil},
 		{"enhanced class mismatch ignored", "250 5.1.1 odd\r\n", &Reply{Code: 250, Lines: []string{"5.1.1 odd"}}, nil},
 		{"appliance 4.x.2 is no code", "421 #4.x.2 Too many messages\r\n", &Reply{Code: 421, Lines: []string{"#4.x.2 Too many messages"}}, nil},
-		{"control chars cleaned", "250 a\x00b\x1bc\r\n", &Reply{Code: 250, Lines: []string{"a\uFFFDb\uFFFDc"}}, nil},
-		{"invalid utf8 cleaned", "250 \xff\xfe\r\n", &Reply{Code: 250, Lines: []string{"\uFFFD"}}, nil},
+		{"control chars escaped", "250 a\x00b\x1bc\r\n", &Reply{Code: 250, Lines: []string{`a\x00b\x1bc`}}, nil},
+		{"invalid utf8 escaped", "250 \xff\xfe\r\n", &Reply{Code: 250, Lines: []string{`\xff\xfe`}}, nil},
 		{"http", "HTTP/1.1 400 Bad Request\r\n", nil, ErrProtocol},
 		{"ssh", "SSH-2.0-OpenSSH_9.2\r\n", nil, ErrProtocol},
 		{"code out of range", "199 nope\r\n", nil, ErrProtocol},
@@ -115,8 +117,8 @@ func TestParseEnhancedCode(t *testing.T) {
 		{550, "5.7.1\tx", "5.7.1"},
 	}
 	for _, tc := range tests {
-		if got := ParseEnhancedCode(tc.code, tc.text).String(); got != tc.want {
-			t.Errorf("ParseEnhancedCode(%d, %q) = %q, want %q", tc.code, tc.text, got, tc.want)
+		if got := parseEnhancedCode(tc.code, tc.text).String(); got != tc.want {
+			t.Errorf("parseEnhancedCode(%d, %q) = %q, want %q", tc.code, tc.text, got, tc.want)
 		}
 	}
 }
@@ -139,7 +141,7 @@ func FuzzReadReply(f *testing.F) {
 				t.Fatalf("inconsistent reply %#v", reply)
 			}
 			for _, l := range reply.Lines {
-				if len(l) > 3*MaxLineLength || strings.ContainsAny(l, "\r\n\x00") {
+				if len(l) > 4*MaxLineLength || !isSafe(l) || strings.ContainsAny(l, "\r\n\x00") {
 					t.Fatalf("bad line %q", l)
 				}
 			}
@@ -147,6 +149,21 @@ func FuzzReadReply(f *testing.F) {
 				t.Fatalf("enhanced %s does not match %d", e, reply.Code)
 			}
 			_ = Explain(reply)
+		}
+		// What a probe keeps of the same bytes is capped.
+		r = NewReader(strings.NewReader(string(data)))
+		for i := 0; i < 4; i++ {
+			reply, err := readReply(r, replyReading{keepLines: maxKeptLines, keepBytes: maxKeptBytes})
+			if err != nil {
+				return
+			}
+			text := 0
+			for _, l := range reply.Lines {
+				text += len(l)
+			}
+			if len(reply.Lines) > maxKeptLines+1 || text > maxKeptBytes+64 {
+				t.Fatalf("kept %d lines, %d bytes", len(reply.Lines), text)
+			}
 		}
 	})
 }

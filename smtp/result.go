@@ -32,6 +32,9 @@ type Result struct {
 	TLS *TLSState
 	// MessageID is the Message-ID of the test message, when one was sent.
 	MessageID string
+	// AcceptedAt is when the reply to the message's final "." came, when it
+	// was a 2xx: where a delivery check's wait starts.
+	AcceptedAt time.Time
 	// Duration is the whole probe.
 	Duration time.Duration
 	// Err is the failure, nil on success.
@@ -101,14 +104,15 @@ func (r *Result) DecidingReply() *Reply {
 }
 
 // MessageSizeLimit is the SIZE the server advertised in EHLO; ok is false
-// when it advertised none or no number.
+// when it advertised none, no number, or "SIZE 0", which RFC 1870 defines as
+// "no fixed maximum message size".
 func (r *Result) MessageSizeLimit() (size int64, ok bool) {
 	v, found := r.Extensions["SIZE"]
 	if !found {
 		return 0, false
 	}
 	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-	if err != nil || n < 0 {
+	if err != nil || n <= 0 {
 		return 0, false
 	}
 	return n, true

@@ -66,7 +66,7 @@ func TestTLSFailures(t *testing.T) {
 			wantPhase: PhaseStartTLS, wantReason: ReasonTLS, wantCerts: true},
 		{name: "expired", pki: expired, roots: true, steps: []string{"S: 220 mx", "C: EHLO probe.test", ehloTLS, "C: STARTTLS", "S: 220 go", "TLS"},
 			wantPhase: PhaseStartTLS, wantReason: ReasonTLS, wantCerts: true},
-		{name: "handshake garbage", pki: valid, roots: true, steps: []string{"S: 220 mx", "C: EHLO probe.test", ehloTLS, "C: STARTTLS", "S: 220 go", "SLEEP 50ms", "S: 500 this is not TLS", "DRAIN"},
+		{name: "handshake garbage", pki: valid, roots: true, steps: []string{"S: 220 mx", "C: EHLO probe.test", ehloTLS, "C: STARTTLS", "S: 220 go", "AWAIT", "S: 500 this is not TLS", "DRAIN"},
 			wantPhase: PhaseStartTLS, wantReason: ReasonTLS},
 		{name: "starttls refused", pki: valid, roots: true, steps: []string{"S: 220 mx", "C: EHLO probe.test", ehloTLS, "C: STARTTLS", "S: 454 4.7.0 TLS not available due to temporary reason", "C: QUIT", "S: 221 bye"},
 			wantPhase: PhaseStartTLS, wantReason: Reason4xx},
@@ -93,9 +93,9 @@ func TestTLSFailures(t *testing.T) {
 				opts.TLSConfig.RootCAs = tc.pki.Pool
 			}
 			start := time.Now()
-			res, err := probeFake(t, srv, opts, 3*time.Second)
-			if time.Since(start) > 2*time.Second {
-				t.Errorf("took %s", time.Since(start))
+			res, err := probeFake(t, srv, opts, 20*time.Second)
+			if took := time.Since(start); took > 10*time.Second {
+				t.Errorf("took %s: a TLS failure must not wait for the timeout", took)
 			}
 			if tc.wantPhase == "" {
 				if err != nil {
@@ -140,5 +140,37 @@ func TestImplicitTLS(t *testing.T) {
 	}
 	if res.TLS == nil || !res.TLS.Verified || res.TLS.ServerName != "localhost" {
 		t.Errorf("tls = %+v", res.TLS)
+	}
+}
+
+// TestStartTLSForgetsPlaintextEHLO: RFC 3207 4.2, what the server said
+// before TLS is forgotten once the handshake succeeds, so a failed EHLO
+// inside TLS leaves no extensions and no size limit.
+func TestStartTLSForgetsPlaintextEHLO(t *testing.T) {
+	pki := validPKI(t)
+	for name, after := range map[string][]string{
+		"ehlo refused": {"S: 421 4.3.2 shutting down", "C: QUIT", "S: 221 bye"},
+		"ehlo closed":  {"CLOSE"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			steps := append([]string{"S: 220 mx.test", "C: EHLO probe.test", ehloTLS, "C: STARTTLS", "S: 220 go", "TLS", "C: EHLO probe.test"}, after...)
+			srv := newFakeServer(t, "tcp4", script(pki.Server, steps...))
+			opts := baseOptions()
+			opts.TLS, opts.TLSConfig = TLSStartTLS, &tls.Config{RootCAs: pki.Pool}
+			res, err := probeFake(t, srv, opts, 10*time.Second)
+			var perr *Error
+			if !errors.As(err, &perr) || perr.Phase != PhaseEHLO {
+				t.Fatalf("err = %v, want a failure in ehlo", err)
+			}
+			if res.Extensions != nil {
+				t.Errorf("extensions = %v, want none after a failed EHLO inside TLS", res.Extensions)
+			}
+			if size, ok := res.MessageSizeLimit(); ok {
+				t.Errorf("size limit = %d from the plaintext EHLO", size)
+			}
+			if res.TLS == nil || !res.TLS.HandshakeComplete {
+				t.Errorf("tls = %+v", res.TLS)
+			}
+		})
 	}
 }

@@ -32,7 +32,28 @@ const (
 	Reset      = "reset"       // greets, reads a command, resets the connection
 	NotTLS     = "not-tls"     // answers a TLS client hello with plain text
 	ShutDown   = "shutdown"    // greets with 421 4.3.2, answers QUIT with 221
+	Maximal    = "maximal"     // every reply is 128 lines of 4 KiB (the client's limits), EHLO with 127 keywords
 )
+
+// maximalReply is a reply of 128 lines of 4096 bytes each, the most a
+// client reads; with ehlo, each line after the first is a made-up keyword.
+func maximalReply(code string, ehlo bool) []byte {
+	var b strings.Builder
+	for i := range 128 {
+		sep := "-"
+		if i == 127 {
+			sep = " "
+		}
+		l := code + sep + "4.4.5 maximal "
+		if ehlo && i > 0 {
+			l = code + sep + "X-KEYWORD-" + strings.Repeat("K", i%40) + " params "
+		}
+		b.WriteString(l + strings.Repeat("x", 4096-len(l)) + "\r\n")
+	}
+	return []byte(b.String())
+}
+
+var maximal = map[string][]byte{"220": maximalReply("220", false), "250": maximalReply("250", true), "221": maximalReply("221", false)}
 
 // Start serves mode on 127.0.0.1:0 until the test ends.
 func Start(t testing.TB, mode string) *Server {
@@ -122,6 +143,19 @@ func serve(c net.Conn, mode string) {
 		c.Write([]byte("421 4.3.2 Service shutting down\r\n"))
 	case Busy:
 		c.Write([]byte("421 #4.4.5 Too many connections from your host\r\n"))
+	case Maximal:
+		c.Write(maximal["220"])
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if strings.HasPrefix(strings.ToUpper(line), "QUIT") {
+				c.Write(maximal["221"])
+				return
+			}
+			c.Write(maximal["250"])
+		}
 	default:
 		c.Write([]byte("220 fake.test ESMTP\r\n"))
 	}

@@ -3,6 +3,7 @@ package testenv
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,11 @@ import (
 	"testing"
 	"time"
 )
+
+// Update is the -update flag of the golden-file tests (collector's). It is
+// defined here so that every test binary of the module accepts it, and
+// `go test ./... -run Golden -args -update` runs across all packages.
+var Update = flag.Bool("update", false, "rewrite golden files instead of comparing with them")
 
 // InCI reports whether the tests run under CI=true, where a missing
 // dependency fails a test instead of skipping it.

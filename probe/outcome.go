@@ -1,0 +1,94 @@
+package probe
+
+import (
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/smtp-exporter/smtp_exporter/smtp"
+)
+
+// Outcome is one probe as the metrics and the report see it: one host, or
+// every exchanger of a domain.
+type Outcome struct {
+	Target   Target
+	Success  bool
+	Duration time.Duration
+	// DNS is the time name resolution took (the MX lookup with mx_lookup).
+	DNS time.Duration
+	// MXFound is how many exchangers the MX lookup returned; -1 when the
+	// target is not a domain.
+	MXFound int
+	// Hosts has one row per host probed. An MX probe whose lookup failed
+	// has one row with an empty Name holding the lookup's failure, so every
+	// per-host series keeps the same labels.
+	Hosts []Host
+}
+
+// Host is the probe of one host, summarised.
+type Host struct {
+	// Name and Preference identify an exchanger; empty for a single-host
+	// probe and for the row of a failed MX lookup.
+	Name, Preference string
+	Result           *smtp.Result
+	// Phases holds each phase reached once, in dialog order: a phase with
+	// several replies (RCPT per recipient, EHLO around STARTTLS, HELO after
+	// EHLO) reports its total time and its last reply.
+	Phases []PhaseSummary
+	// Delivery is the delivery check's, when the module has one and the
+	// message was accepted.
+	Delivery *smtp.DeliveryResult
+}
+
+// PhaseSummary is one phase of a host's dialog.
+type PhaseSummary struct {
+	Phase    smtp.Phase
+	Duration time.Duration
+	Reply    *smtp.Reply
+}
+
+// IsMX reports whether the outcome is of an mx_lookup probe.
+func (o *Outcome) IsMX() bool { return o.MXFound >= 0 }
+
+// Failures lists each host's failure, for logs.
+func (o *Outcome) Failures() []*smtp.Error {
+	var errs []*smtp.Error
+	for _, h := range o.Hosts {
+		if h.Result.Err != nil {
+			errs = append(errs, h.Result.Err)
+		}
+	}
+	return errs
+}
+
+func newHost(name, preference string, res *smtp.Result) Host {
+	h := Host{Name: name, Preference: preference, Result: res}
+	for _, p := range res.Phases {
+		i := slices.IndexFunc(h.Phases, func(s PhaseSummary) bool { return s.Phase == p.Phase })
+		if i < 0 {
+			h.Phases = append(h.Phases, PhaseSummary{Phase: p.Phase})
+			i = len(h.Phases) - 1
+		}
+		h.Phases[i].Duration += p.Duration
+		if p.Reply != nil {
+			h.Phases[i].Reply = p.Reply
+		}
+	}
+	return h
+}
+
+func (o *Outcome) fromResult(res *smtp.Result) {
+	o.Success, o.Duration, o.DNS, o.MXFound = res.Success(), res.Duration, res.DNSDuration, -1
+	o.Hosts = []Host{newHost("", "", res)}
+}
+
+func (o *Outcome) fromMX(mx *smtp.MXResult, mode smtp.MXSuccess) {
+	o.Success, o.Duration, o.DNS, o.MXFound = mx.Success(mode), mx.Duration, mx.LookupDuration, mx.Found
+	if mx.Err != nil {
+		o.Hosts = []Host{newHost("", "", &smtp.Result{Host: mx.Domain, Err: mx.Err})}
+		return
+	}
+	for _, h := range mx.Hosts {
+		o.Hosts = append(o.Hosts, newHost(h.Name, strconv.Itoa(int(h.Preference)), h.Result))
+	}
+}

@@ -1,0 +1,189 @@
+// Package probe turns the configuration into what a probe runs, once per
+// load, and runs it: a Plan per module (the smtp.Options built and validated
+// once, TLS files read once), the static targets parsed once, the probe
+// policy compiled, and Run, which takes a parsed Target through smtp to an
+// Outcome. The HTTP handlers, the /metrics static targets and the probe
+// command all go through this one form.
+package probe
+
+import (
+	"fmt"
+	"time"
+
+	promconfig "github.com/prometheus/common/config"
+
+	"github.com/smtp-exporter/smtp_exporter/config"
+	"github.com/smtp-exporter/smtp_exporter/smtp"
+)
+
+// Plan is one module, compiled: how its targets are read and what the
+// dialog does. It is read-only and shared by concurrent probes.
+type Plan struct {
+	Name    string
+	Module  *config.Module // as written, for display
+	Timeout time.Duration
+	Port    uint16 // the default port of a target
+	// MX, when not nil, makes a target a domain whose exchangers are probed.
+	MX *MXPlan
+	// Options is what smtp.Probe runs, validated once at load.
+	Options *smtp.Options
+	// Delivery, when not nil, waits for the accepted message in a mailbox.
+	Delivery *smtp.DeliveryCheck
+	// authTargets are where /probe may send this module's credentials,
+	// besides its static targets; nil without auth.
+	authTargets []config.Pattern
+}
+
+// MXPlan is how an mx_lookup module judges a domain.
+type MXPlan struct {
+	Success  smtp.MXSuccess
+	MaxHosts int
+}
+
+// Set is a whole configuration, compiled.
+type Set struct {
+	Config *config.Config
+	Plans  map[string]*Plan
+	// Static are the targets probed on every scrape of /metrics, in config
+	// order.
+	Static []Target
+	Policy *Policy
+	// staticKeys holds "module\x00key" of every static target.
+	staticKeys map[string]bool
+}
+
+// Build compiles c: every module into a Plan (reading TLS files and
+// checking password files now), every static target into a Target.
+func Build(c *config.Config) (*Set, error) {
+	s := &Set{Config: c, Plans: make(map[string]*Plan, len(c.Modules)), staticKeys: map[string]bool{}}
+	for name, m := range c.Modules {
+		p, err := newPlan(name, m)
+		if err != nil {
+			return nil, fmt.Errorf("module %q: %w", name, err)
+		}
+		s.Plans[name] = p
+	}
+	for i, st := range c.Targets {
+		t, err := s.Plans[st.Module].ParseTarget(st.Target)
+		if err != nil { // checked while decoding; kept for safety
+			return nil, fmt.Errorf("targets[%d]: %w", i, err)
+		}
+		t.Static = true
+		s.Static = append(s.Static, t)
+		s.staticKeys[st.Module+"\x00"+t.Key] = true
+	}
+	policy, err := newPolicy(&c.ProbePolicy)
+	if err != nil {
+		return nil, err
+	}
+	s.Policy = policy
+	return s, nil
+}
+
+// IsStatic reports whether t's module lists it among the static targets.
+func (s *Set) IsStatic(t Target) bool { return s.staticKeys[t.Plan.Name+"\x00"+t.Key] }
+
+// MayAuthenticate reports whether the module's credentials may be sent to
+// t: always without auth; else when t is a static target of the module or
+// matches the module's auth.targets.
+func (s *Set) MayAuthenticate(t Target) bool {
+	p := t.Plan
+	if p.Options.Auth == nil || s.IsStatic(t) {
+		return true
+	}
+	for _, pat := range p.authTargets {
+		if pat.MatchName(t.Host, t.Port) || (t.Addr.IsValid() && pat.MatchAddr(t.Addr, t.Port)) {
+			return true
+		}
+	}
+	return false
+}
+
+func newPlan(name string, m *config.Module) (*Plan, error) {
+	o := &smtp.Options{
+		HeloName:           m.HeloName,
+		TLS:                m.TLS,
+		MailFrom:           m.MailFrom,
+		RcptTo:             m.RcptTo,
+		SendData:           m.SendData,
+		IPProtocol:         m.IPProtocol,
+		IPProtocolFallback: *m.IPProtocolFallback,
+		Resolver:           m.Resolver,
+	}
+	if m.TLS != smtp.TLSNone {
+		tc, err := promconfig.NewTLSConfig(&m.TLSConfig)
+		if err != nil {
+			return nil, fmt.Errorf("tls_config: %w", err)
+		}
+		o.TLSConfig = tc
+	}
+	if len(m.ExpectReply) > 0 {
+		o.Expect = make(map[smtp.Phase]int, len(m.ExpectReply))
+		for phase, class := range m.ExpectReply {
+			n, err := config.ParseReplyClass(class)
+			if err != nil {
+				return nil, fmt.Errorf("expect_reply: %s: %w", phase, err)
+			}
+			o.Expect[phase] = n
+		}
+	}
+	p := &Plan{Name: name, Module: m, Timeout: time.Duration(m.Timeout), Port: m.Port, Options: o}
+	if a := m.Auth; a != nil {
+		password, err := passwordFunc(a.Password, a.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("auth: %w", err)
+		}
+		o.Auth = &smtp.Auth{Username: a.Username, Mechanism: a.Mechanism, AllowPlaintext: a.AllowPlaintext, Password: password}
+		p.authTargets = make([]config.Pattern, 0, len(a.Targets))
+		for _, t := range a.Targets {
+			pat, err := config.ParsePattern(t, true)
+			if err != nil {
+				return nil, fmt.Errorf("auth: targets: %w", err)
+			}
+			p.authTargets = append(p.authTargets, pat)
+		}
+	}
+	if m.MXLookup {
+		p.MX = &MXPlan{Success: m.MXSuccess, MaxHosts: m.MXMaxHosts}
+	}
+	if d := m.DeliveryCheck; d != nil {
+		dc, err := newDeliveryCheck(d)
+		if err != nil {
+			return nil, fmt.Errorf("delivery_check: %w", err)
+		}
+		p.Delivery = dc
+	}
+	// The config layer checked every key; this catches what only the
+	// engine knows, once, at load.
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid module: %w", err)
+	}
+	return p, nil
+}
+
+// passwordFunc returns the password, inline or read from file at every call
+// (rotation needs no reload); a file is checked once now.
+func passwordFunc(inline promconfig.Secret, file string) (func() (string, error), error) {
+	if file == "" {
+		return func() (string, error) { return string(inline), nil }, nil
+	}
+	if _, err := readPasswordFile(file); err != nil {
+		return nil, err
+	}
+	return func() (string, error) { return readPasswordFile(file) }, nil
+}
+
+func newDeliveryCheck(d *config.DeliveryCheck) (*smtp.DeliveryCheck, error) {
+	password, err := passwordFunc(d.Password, d.PasswordFile)
+	if err != nil {
+		return nil, err
+	}
+	dc := &smtp.DeliveryCheck{Addr: d.IMAP, TLS: d.TLS, Username: d.Username, Password: password,
+		Mailbox: d.Mailbox, Timeout: time.Duration(d.Timeout)}
+	if d.TLS != smtp.TLSNone {
+		if dc.TLSConfig, err = promconfig.NewTLSConfig(&d.TLSConfig); err != nil {
+			return nil, fmt.Errorf("tls_config: %w", err)
+		}
+	}
+	return dc, dc.Validate()
+}

@@ -1,0 +1,161 @@
+package smtp
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// This file holds what comes before the dialog: name resolution, the
+// address policy, admission and the dial.
+
+// ErrPolicy is wrapped by the error of a probe that the caller's address
+// policy (Options.CheckAddr) refused; nothing was dialled then.
+var ErrPolicy = errors.New("refused by the address policy")
+
+// policyRefusal is the policy's own error, marked as a refusal: its text is
+// the policy's, and it matches both ErrPolicy and the policy's error.
+type policyRefusal struct{ err error }
+
+func (e *policyRefusal) Error() string   { return e.err.Error() }
+func (e *policyRefusal) Unwrap() []error { return []error{ErrPolicy, e.err} }
+
+func policyError(err error) *Error {
+	return &Error{Phase: PhaseConnect, Reason: ReasonPolicy, Err: &policyRefusal{err}}
+}
+
+func (p *prober) resolve() *Error {
+	t := time.Now()
+	addrs, literal, err := p.lookup()
+	if !literal {
+		p.res.DNSDuration = time.Since(t)
+	}
+	p.res.Phases = append(p.res.Phases, PhaseResult{Phase: PhaseResolve, Duration: p.res.DNSDuration})
+	if err != nil {
+		return err
+	}
+	if check := p.opts.CheckAddr; check != nil {
+		for _, a := range addrs {
+			if err := check(p.res.Host, a); err != nil {
+				return policyError(err)
+			}
+		}
+	}
+	addr, ok := pickAddr(addrs, p.opts.IPProtocol, p.opts.IPProtocolFallback)
+	if !ok {
+		return &Error{Phase: PhaseResolve, Reason: ReasonResolve,
+			Err: fmt.Errorf("%s has no %s address (via %s)", p.res.Host, ipName(p.opts.IPProtocol), p.opts.resolverName())}
+	}
+	p.res.IPProtocol = 4
+	if addr.Is6() {
+		p.res.IPProtocol = 6
+	}
+	p.res.Addr = netip.AddrPortFrom(addr, p.res.Port)
+	if !literal {
+		p.note("resolved %s to %s via %s in %s", p.res.Host, addr, p.opts.resolverName(), p.res.DNSDuration.Round(time.Microsecond))
+	}
+	return nil
+}
+
+// lookup returns the host's addresses, unmapped; an IP literal is its own
+// (literal is then true).
+func (p *prober) lookup() (addrs []netip.Addr, literal bool, _ *Error) {
+	if a, err := netip.ParseAddr(p.res.Host); err == nil {
+		if a.Zone() != "" {
+			return nil, true, &Error{Phase: PhaseResolve, Reason: ReasonResolve, Err: errors.New("addresses with a zone are not probed")}
+		}
+		return []netip.Addr{a.Unmap()}, true, nil
+	}
+	network := "ip"
+	if !p.opts.IPProtocolFallback {
+		network = ipName(p.opts.IPProtocol)
+	}
+	addrs, err := p.opts.resolver().LookupNetIP(p.ctx, network, p.res.Host)
+	if err != nil {
+		reason := ReasonResolve
+		if p.ctx.Err() != nil {
+			reason = ReasonTimeout
+		}
+		return nil, false, &Error{Phase: PhaseResolve, Reason: reason, Err: p.opts.resolveError("resolving "+p.res.Host, err)}
+	}
+	for i := range addrs {
+		addrs[i] = addrs[i].Unmap()
+	}
+	return addrs, false, nil
+}
+
+// resolveError says what failed (action: "resolving mx.example.org") and
+// names the resolver that was asked. With a resolver of the options' own,
+// Go's error would name the system's server, which was not asked: that name
+// is dropped.
+func (o *Options) resolveError(action string, err error) error {
+	var dnsErr *net.DNSError
+	if o.Resolver != "" && errors.As(err, &dnsErr) && dnsErr.Server != "" {
+		c := *dnsErr
+		c.Server = ""
+		err = &c
+	}
+	return fmt.Errorf("%s via %s: %w", action, o.resolverName(), err)
+}
+
+func ipName(proto string) string {
+	if proto == "ip6" {
+		return "ip6"
+	}
+	return "ip4"
+}
+
+// pickAddr chooses the first address of the preferred family, or of the
+// other with fallback. An IP literal is used as it is.
+func pickAddr(addrs []netip.Addr, proto string, fallback bool) (netip.Addr, bool) {
+	want6 := proto == "ip6"
+	for _, a := range addrs {
+		if a.Is6() == want6 {
+			return a, true
+		}
+	}
+	if (fallback || len(addrs) == 1) && len(addrs) > 0 {
+		return addrs[0], true
+	}
+	return netip.Addr{}, false
+}
+
+// connect takes an admission slot (Options.Admit) and dials the vetted
+// address. release gives the slot back; it is to be called once the
+// connection is closed.
+func (p *prober) connect() (release func(), _ *Error) {
+	t := time.Now()
+	release = func() {}
+	if admit := p.opts.Admit; admit != nil {
+		r, err := admit(p.ctx)
+		if err != nil {
+			p.res.Phases = append(p.res.Phases, PhaseResult{Phase: PhaseConnect, Duration: time.Since(t)})
+			reason := ReasonOverload
+			if p.ctx.Err() != nil {
+				reason = ReasonTimeout
+			}
+			return nil, &Error{Phase: PhaseConnect, Reason: reason, Err: fmt.Errorf("no capacity for the connection: %w", err)}
+		}
+		if r != nil {
+			release = r
+		}
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(p.ctx, "tcp", p.res.Addr.String())
+	p.res.Phases = append(p.res.Phases, PhaseResult{Phase: PhaseConnect, Duration: time.Since(t)})
+	if err != nil {
+		release()
+		reason := ReasonConnect
+		if p.ctx.Err() != nil || isTimeout(err) {
+			reason = ReasonTimeout
+		}
+		return nil, &Error{Phase: PhaseConnect, Reason: reason, Err: err}
+	}
+	deadline, _ := p.ctx.Deadline()
+	conn.SetDeadline(deadline)
+	p.conn = conn
+	p.note("connected to %s from %s", conn.RemoteAddr(), conn.LocalAddr())
+	return release, nil
+}
