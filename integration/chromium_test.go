@@ -45,7 +45,7 @@ func chromium(t *testing.T, bin, mode, target string) string {
 	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
 		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--disable-default-apps", "--disable-extensions", "--no-default-browser-check", "--no-proxy-server",
-		"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--window-size=1280,1000",
+		"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--disable-dev-shm-usage", "--window-size=1280,1000",
 		"--user-data-dir="+profile, mode, target)
 	// Chromium forks helpers: kill the whole process group on timeout.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

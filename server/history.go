@@ -190,6 +190,26 @@ func (h *History) transcriptVictim() int {
 	return -1
 }
 
+// Len is the number of probes kept.
+func (h *History) Len() int {
+	if h == nil {
+		return 0
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.entries)
+}
+
+// TranscriptBytes is the memory the kept transcripts take.
+func (h *History) TranscriptBytes() int {
+	if h == nil {
+		return 0
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.bytes
+}
+
 // List returns the kept probes, newest first, without their transcripts.
 func (h *History) List() []HistoryEntry {
 	if h == nil {

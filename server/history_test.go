@@ -81,7 +81,7 @@ func TestHistoryDisabled(t *testing.T) {
 		t.Errorf("limit 0: List has %d entries", len(l))
 	}
 	var nilH *History
-	if nilH.Enabled() || nilH.Add(HistoryEntry{}) != 0 || len(nilH.List()) != 0 {
+	if nilH.Enabled() || nilH.Add(HistoryEntry{}) != 0 || len(nilH.List()) != 0 || nilH.Len() != 0 || nilH.TranscriptBytes() != 0 {
 		t.Error("a nil History is not an empty, disabled one")
 	}
 	if _, ok := nilH.Get(1); ok {
@@ -175,6 +175,12 @@ func TestHistoryByteBudget(t *testing.T) {
 			}
 			if total > budget {
 				t.Errorf("%d transcript bytes kept, budget %d", total, budget)
+			}
+			if got := h.TranscriptBytes(); got != total {
+				t.Errorf("TranscriptBytes %d, the entries hold %d", got, total)
+			}
+			if got := h.Len(); got != len(tc.outcomes) {
+				t.Errorf("Len %d, want %d", got, len(tc.outcomes))
 			}
 			if n := len(h.List()); n != len(tc.outcomes) {
 				t.Errorf("%d entries listed, want all %d (only transcripts are dropped)", n, len(tc.outcomes))
