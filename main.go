@@ -51,7 +51,7 @@ type flags struct {
 	configCheck, staticOnly         bool
 	timeoutOffset                   float64
 	maxInFlight, staticConcurrency  int
-	counterLimit                    int
+	counterLimit, historyLimit      int
 	web                             *web.FlagConfig
 	probeTarget, probeModule        string
 	probeTimeout                    time.Duration
@@ -69,6 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("log.format", "Output format of log messages. One of: [logfmt, json]").Default("logfmt").EnumVar(&f.logFormat, "logfmt", "json")
 	app.Flag("timeout-offset", "Seconds to take off Prometheus's scrape timeout (X-Prometheus-Scrape-Timeout-Seconds) for the probe's own deadline.").Default("0.5").Float64Var(&f.timeoutOffset)
 	app.Flag("probe.max-in-flight", "Most probes running at once across /probe and /metrics; /probe answers 503 beyond it.").Default("1000").IntVar(&f.maxInFlight)
+	app.Flag("history.limit", "Most recent probes the landing page lists, each with its transcript (failed ones kept longer); 0 keeps none.").Default("100").IntVar(&f.historyLimit)
 	app.Flag("probe.counter-limit", "Most targets whose reply counters are kept for /probe; the least recently probed is forgotten first.").Default("10000").IntVar(&f.counterLimit)
 	app.Flag("probe.static-targets-only", "Restrict /probe to the targets listed in the configuration file.").BoolVar(&f.staticOnly)
 	app.Flag("static.concurrency", "Most static targets one /metrics scrape probes at once.").Default("256").IntVar(&f.staticConcurrency)
@@ -116,6 +117,10 @@ func loadSet(path string) (*probe.Set, error) {
 	return set, nil
 }
 
+// historyBytes bounds the memory of the recent probes' transcripts (a
+// transcript with its metrics is a few KiB).
+const historyBytes = 8 << 20
+
 // runServer runs the exporter until SIGTERM or SIGINT. base is the logger
 // without timestamp and caller, for the slog bridge.
 func runServer(f *flags, logger, base log.Logger) int {
@@ -133,6 +138,7 @@ func runServer(f *flags, logger, base log.Logger) int {
 	srvOpts := server.Options{
 		Config: sc, ConfigFile: f.configFile, Logger: logger, TimeoutOffset: f.timeoutOffset, StaticOnly: f.staticOnly,
 		MaxInFlight: f.maxInFlight, StaticConcurrency: f.staticConcurrency, CounterLimit: f.counterLimit,
+		HistoryLimit: f.historyLimit, HistoryBytes: historyBytes,
 	}
 	handlers := server.New(srvOpts, reg)
 	hup := make(chan os.Signal, 1)

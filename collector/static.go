@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -48,11 +49,16 @@ func (s *Static) Loaded(set *probe.Set) {
 	s.counters.SetLimit(2*n + 16)
 }
 
+// Observer is told of each static probe: when it started, its outcome, its
+// transcript and its item. It is called concurrently.
+type Observer func(start time.Time, o *probe.Outcome, tr *probe.Transcript, item Item)
+
 // Collect probes every static target of set, each within its plan's timeout
 // and ctx (the scrape's deadline), and returns their items in config order,
 // with module and target labels. A target that could not start before the
-// deadline fails with reason timeout.
-func (s *Static) Collect(ctx context.Context, set *probe.Set) []Item {
+// deadline fails with reason timeout. observe, if not nil, is told of each
+// probe, with its transcript.
+func (s *Static) Collect(ctx context.Context, set *probe.Set, observe Observer) []Item {
 	items := make([]Item, len(set.Static))
 	sem := make(chan struct{}, s.concurrency)
 	var wg sync.WaitGroup
@@ -60,7 +66,11 @@ func (s *Static) Collect(ctx context.Context, set *probe.Set) []Item {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
-			items[i] = s.item(probe.NotStarted(t))
+			o := probe.NotStarted(t)
+			items[i] = s.item(o)
+			if observe != nil {
+				observe(time.Now(), o, &probe.Transcript{}, items[i])
+			}
 			continue
 		}
 		wg.Add(1)
@@ -69,8 +79,18 @@ func (s *Static) Collect(ctx context.Context, set *probe.Set) []Item {
 			defer func() { <-sem }()
 			pctx, cancel := context.WithTimeout(ctx, t.Plan.Timeout)
 			defer cancel()
-			o, _ := probe.Run(pctx, t, probe.Hooks{Admit: s.conns.Admit}) // static targets pass no policy
+			hooks := probe.Hooks{Admit: s.conns.Admit} // static targets pass no policy
+			var tr *probe.Transcript
+			if observe != nil {
+				tr = &probe.Transcript{}
+				hooks.Transcript = tr.Add
+			}
+			start := time.Now()
+			o, _ := probe.Run(pctx, t, hooks)
 			items[i] = s.item(o)
+			if observe != nil {
+				observe(start, o, tr, items[i])
+			}
 		}()
 	}
 	wg.Wait()

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/smtp-exporter/smtp_exporter/collector"
+	"github.com/smtp-exporter/smtp_exporter/probe"
 )
 
 // Metrics serves /metrics: what gatherer has (the exporter's own metrics)
@@ -28,7 +30,11 @@ func (s *Server) Metrics(gatherer prometheus.Gatherer) http.Handler {
 			ctx, cancel = context.WithTimeout(ctx, timeout)
 			defer cancel()
 		}
-		items := s.static.Collect(ctx, s.opts.Config.Get())
+		var observe collector.Observer
+		if s.history.Enabled() {
+			observe = s.recordStatic
+		}
+		items := s.static.Collect(ctx, s.opts.Config.Get(), observe)
 		var body bytes.Buffer
 		if err := s.writeRegistry(&body, gatherer); err != nil {
 			level.Error(s.opts.Logger).Log("msg", "Error gathering the exporter's metrics", "err", err)
@@ -40,6 +46,13 @@ func (s *Server) Metrics(gatherer prometheus.Gatherer) http.Handler {
 			s.debug("msg", "Error writing /metrics", "err", err)
 		}
 	})
+}
+
+// recordStatic keeps a static target's probe in the recent probes.
+func (s *Server) recordStatic(start time.Time, o *probe.Outcome, tr *probe.Transcript, item collector.Item) {
+	var text bytes.Buffer
+	writeDebug(&text, tr, o, []collector.Item{item})
+	s.history.Add(historyEntry(start, o, true, text.Bytes()))
 }
 
 // writeRegistry writes what gatherer has, in the text format. A family

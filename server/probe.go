@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	"go.yaml.in/yaml/v2"
 
@@ -66,10 +67,11 @@ func (s *Server) serveProbe(w http.ResponseWriter, r *http.Request) {
 	var tr *probe.Transcript
 	slot := &heldSlot{pool: s.conns, held: true}
 	hooks := probe.Hooks{CheckAddr: set.Policy.CheckAddr, Admit: slot.admit}
-	if debug {
+	if debug || s.history.Enabled() {
 		tr = &probe.Transcript{}
 		hooks.Transcript = tr.Add
 	}
+	start := time.Now()
 	o, err := probe.Run(ctx, t, hooks)
 	slot.done()
 	if err != nil {
@@ -87,16 +89,37 @@ func (s *Server) serveProbe(w http.ResponseWriter, r *http.Request) {
 	items := []collector.Item{collector.NewItem(o, counts, false)}
 	var body bytes.Buffer
 	contentType := collector.TextContentType
-	if debug {
-		contentType = "text/plain; charset=utf-8"
-		writeDebug(&body, tr, o, items)
-		tr = nil // the lines are in the body now
-	} else if err := collector.WriteProbeMetrics(&body, items); err != nil {
-		s.debug("msg", "Error writing the probe's metrics", "target", t.Raw, "err", err)
+	if debug || s.history.Enabled() {
+		var text bytes.Buffer
+		writeDebug(&text, tr, o, items)
+		tr = nil // the lines are in the text now
+		s.history.Add(historyEntry(start, o, false, text.Bytes()))
+		if debug {
+			contentType = "text/plain; charset=utf-8"
+			body = text
+		}
+	}
+	if !debug {
+		if err := collector.WriteProbeMetrics(&body, items); err != nil {
+			s.debug("msg", "Error writing the probe's metrics", "target", t.Raw, "err", err)
+		}
 	}
 	if err := writeBuffered(w, r, contentType, body.Bytes(), writeTimeout); err != nil {
 		s.debug("msg", "Error writing the probe's answer", "target", t.Raw, "err", err)
 	}
+}
+
+// historyEntry is the recent probes' entry of o, started at start, with its
+// debug text; the failure shown is the first host's.
+func historyEntry(start time.Time, o *probe.Outcome, static bool, text []byte) HistoryEntry {
+	e := HistoryEntry{Time: start, Target: o.Target.Raw, Module: o.Target.Plan.Name, Static: static,
+		Success: o.Success, Duration: o.Duration, Transcript: text}
+	if !o.Success {
+		if f := o.Failures(); len(f) > 0 {
+			e.Phase, e.Reason = string(f[0].Phase), string(f[0].Reason)
+		}
+	}
+	return e
 }
 
 // heldSlot is an Admit hook whose first call uses the slot the handler

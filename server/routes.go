@@ -4,10 +4,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/version"
-	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/smtp-exporter/smtp_exporter/config"
 )
@@ -38,27 +37,30 @@ func (s *Server) Routes(name string, gatherer prometheus.Gatherer) (*http.ServeM
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, s.opts.Config.Get().Config.String())
 	})
-	landing, err := web.NewLandingPage(web.LandingConfig{
-		Name:        name,
-		Description: "Prometheus exporter for SMTP servers",
-		Version:     version.Info(),
-		Form: web.LandingForm{
-			Action: "/probe",
-			Inputs: []web.LandingFormInput{
-				{Label: "Target", Type: "text", Name: "target", Placeholder: "mx.example.org:25"},
-				{Label: "Module", Type: "text", Name: "module", Placeholder: config.DefaultModuleName, Value: config.DefaultModuleName},
-				{Label: "Debug", Type: "checkbox", Name: "debug", Value: "true"},
-			},
-		},
-		Links: []web.LandingLinks{
-			{Address: "/metrics", Text: "Metrics", Description: "The exporter's own metrics and every static target"},
-			{Address: "/config", Text: "Configuration", Description: "The running configuration, secrets redacted"},
-			{Address: "/-/healthy", Text: "Health", Description: "200 when up"},
-		},
-	})
+	landing, err := NewLanding(name, "Prometheus exporter for SMTP servers", s.landingData)
 	if err != nil {
 		return nil, err
 	}
+	mux.Handle("/logs", LogsHandler(s.history))
 	mux.Handle("/", landing)
 	return mux, nil
+}
+
+// landingData is what the landing page shows of the running configuration
+// and the recent probes.
+func (s *Server) landingData() LandingData {
+	set := s.opts.Config.Get()
+	modules := make([]string, 0, len(set.Plans))
+	for name := range set.Plans {
+		modules = append(modules, name)
+	}
+	sort.Strings(modules)
+	static := make([]StaticTarget, len(set.Static))
+	for i, t := range set.Static {
+		static[i] = StaticTarget{Target: t.Raw, Module: t.Plan.Name}
+	}
+	return LandingData{
+		Modules: modules, DefaultModule: config.DefaultModuleName,
+		Static: s.history.StaticStatus(static), Recent: s.history.List(), HistoryEnabled: s.history.Enabled(),
+	}
 }

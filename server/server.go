@@ -38,6 +38,11 @@ type Options struct {
 	StaticConcurrency int
 	// CounterLimit bounds the reply counters kept for /probe targets.
 	CounterLimit int
+	// HistoryLimit is how many recent probes the landing page lists
+	// (--history.limit); 0 keeps none.
+	HistoryLimit int
+	// HistoryBytes bounds the memory of their transcripts.
+	HistoryBytes int
 }
 
 // Server serves the exporter's endpoints and keeps what lives across
@@ -48,6 +53,7 @@ type Server struct {
 	counters *collector.ReplyCounters
 	static   *collector.Static
 	refused  *prometheus.CounterVec
+	history  *History
 }
 
 // Refusal reasons of smtp_exporter_probe_requests_refused_total.
@@ -63,6 +69,7 @@ func New(o Options, reg prometheus.Registerer) *Server {
 		conns:    probe.NewPool(o.MaxInFlight),
 		counters: collector.NewReplyCounters(o.CounterLimit),
 		static:   collector.NewStatic(o.StaticConcurrency, o.Logger),
+		history:  NewHistory(o.HistoryLimit, o.HistoryBytes),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smtp_exporter_probe_requests_refused_total",
 			Help: "/probe requests answered without probing, by reason: bad_request, unknown_module, policy, not_static, credentials, overload.",
@@ -89,6 +96,14 @@ func New(o Options, reg prometheus.Registerer) *Server {
 				Name: "smtp_exporter_reply_tracking_targets",
 				Help: "Targets whose reply counters are kept for /probe (bounded by --probe.counter-limit).",
 			}, func() float64 { return float64(s.counters.Len()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "smtp_exporter_history_probes",
+				Help: "Recent probes kept for the landing page (bounded by --history.limit).",
+			}, func() float64 { return float64(s.history.Len()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "smtp_exporter_history_transcript_bytes",
+				Help: "Memory the recent probes' transcripts take (bounded by a budget of its own).",
+			}, func() float64 { return float64(s.history.TranscriptBytes()) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{
 				Name: "smtp_exporter_reply_tracking_evictions_total",
 				Help: "Reply counter series forgotten, least recently probed first, to stay within the bound.",

@@ -1,0 +1,89 @@
+package server
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/smtp-exporter/smtp_exporter/internal/smtptest"
+)
+
+// TestHistoryRecordsProbes: probes through /probe (with and without
+// debug=true) and /metrics are listed on the landing page newest first,
+// each with its transcript at /logs; a refused /probe is not a probe.
+func TestHistoryRecordsProbes(t *testing.T) {
+	ok := smtptest.Start(t, smtptest.OK)
+	reject := smtptest.Start(t, smtptest.RejectRcpt)
+	conf := testModules + "targets:\n  - target: " + reject.Addr + "\n    module: rcpt\n"
+	s, reg := newTestServer(t, conf, Options{HistoryLimit: 10, HistoryBytes: 1 << 20})
+	mux, err := s.Routes("smtp_exporter", reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{
+		probeURL(ok.Addr, "default"),
+		probeURL(ok.Addr, "rcpt", "debug", "true"),
+		probeURL(ok.Addr, "no-such-module"), // refused: not listed
+		"/metrics",
+	} {
+		get(t, mux, path, nil)
+	}
+
+	recent := s.history.List()
+	if len(recent) != 3 {
+		t.Fatalf("%d recent probes, want 3: %+v", len(recent), recent)
+	}
+	want := []struct {
+		target, module  string
+		static, success bool
+		phase, reason   string
+	}{
+		{reject.Addr, "rcpt", true, false, "rcpt", "reply_5xx"},
+		{ok.Addr, "rcpt", false, true, "", ""},
+		{ok.Addr, "default", false, true, "", ""},
+	}
+	for i, w := range want {
+		e := recent[i]
+		if e.Target != w.target || e.Module != w.module || e.Static != w.static || e.Success != w.success ||
+			e.Phase != w.phase || e.Reason != w.reason || e.Duration <= 0 || e.TranscriptSize == 0 {
+			t.Errorf("recent probe %d: %+v, want %+v with a duration and a transcript", i, e, w)
+		}
+	}
+
+	code, text := get(t, mux, "/logs?id="+strconv.FormatUint(recent[0].ID, 10), nil)
+	if code != 200 || !strings.Contains(text, "550 5.1.1") || !strings.Contains(text, "RCPT TO:<nobody@example.org>") ||
+		!regexp.MustCompile(`(?m)^probe_success(\{[^}]*\})? 0$`).MatchString(text) {
+		t.Errorf("/logs of the static probe: %d\n%s", code, text)
+	}
+	_, metrics := get(t, mux, "/metrics", nil)
+	if !strings.Contains(metrics, "smtp_exporter_history_probes 4\n") || !regexp.MustCompile(`(?m)^smtp_exporter_history_transcript_bytes [1-9]\d*$`).MatchString(metrics) {
+		t.Errorf("/metrics lacks the history's gauges")
+	}
+	code, page := get(t, mux, "/", nil)
+	if code != 200 || strings.Count(page, `<tr data-id="`) != 4 || !strings.Contains(page, `<option value="rcpt">rcpt</option>`) ||
+		!strings.Contains(page, `<td>`+reject.Addr+`</td><td>rcpt</td>`) {
+		t.Errorf("landing page %d:\n%s", code, page)
+	}
+}
+
+// TestHistoryDisabledRecordsNothing: with --history.limit=0 the page says
+// so and /logs knows no probe.
+func TestHistoryDisabledRecordsNothing(t *testing.T) {
+	ok := smtptest.Start(t, smtptest.OK)
+	s, reg := newTestServer(t, testModules, Options{})
+	mux, err := s.Routes("smtp_exporter", reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get(t, mux, probeURL(ok.Addr, "default"), nil)
+	if n := len(s.history.List()); n != 0 {
+		t.Errorf("%d probes kept with the history disabled", n)
+	}
+	if code, _ := get(t, mux, "/logs?id=1", nil); code != 404 {
+		t.Errorf("/logs?id=1: %d, want 404", code)
+	}
+	if _, page := get(t, mux, "/", nil); !strings.Contains(page, "--history.limit</code> is 0") {
+		t.Errorf("the page does not say the history is off:\n%s", page)
+	}
+}
