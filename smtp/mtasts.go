@@ -1,0 +1,470 @@
+package smtp
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// PhaseMTASTS is the MTA-STS policy's TXT lookup and HTTPS fetch.
+const PhaseMTASTS Phase = "mta_sts"
+
+// ReasonMTASTS fails a probe in MTA-STS enforce mode: an MX that no policy
+// pattern matches, or whose certificate does not validate for its name.
+const ReasonMTASTS Reason = "mta_sts"
+
+// MTA-STS modes (RFC 8461 3.2).
+const (
+	MTASTSEnforce = "enforce"
+	MTASTSTesting = "testing"
+	MTASTSNone    = "none"
+)
+
+// Limits of the MTA-STS policy.
+const (
+	// MTASTSMaxPolicySize caps the policy body; a larger one is refused.
+	MTASTSMaxPolicySize = 64 << 10
+	// MTASTSMaxAge is the largest max_age RFC 8461 allows (about a year).
+	MTASTSMaxAge = 31557600
+)
+
+// MTASTSRecord is the _mta-sts TXT record (RFC 8461 3.1).
+type MTASTSRecord struct {
+	// ID identifies the policy version: 1 to 32 letters and digits.
+	ID string
+}
+
+// ParseMTASTSRecord parses one TXT record: "v=STSv1; id=20160831085700Z;",
+// the version first, fields separated by ";" with optional spaces around
+// them, an id of 1 to 32 alphanumerics, other well-formed fields ignored.
+func ParseMTASTSRecord(txt string) (*MTASTSRecord, error) {
+	fields := strings.Split(txt, ";")
+	if n := len(fields); n > 1 && strings.TrimSpace(fields[n-1]) == "" {
+		fields = fields[:n-1] // a trailing ";"
+	}
+	var rec MTASTSRecord
+	seen := map[string]bool{}
+	for i, f := range fields {
+		f = strings.Trim(f, " \t")
+		key, value, ok := strings.Cut(f, "=")
+		if !ok || !isSTSKey(key) || value == "" {
+			return nil, fmt.Errorf("mta-sts record: field %q is not key=value", f)
+		}
+		if seen[key] {
+			return nil, fmt.Errorf("mta-sts record: %q twice", key)
+		}
+		seen[key] = true
+		switch {
+		case i == 0:
+			if key != "v" || value != "STSv1" {
+				return nil, fmt.Errorf("mta-sts record: does not begin with v=STSv1")
+			}
+		case key == "id":
+			if len(value) > 32 || !isAlnum(value) {
+				return nil, fmt.Errorf("mta-sts record: id %q is not 1 to 32 letters and digits", value)
+			}
+			rec.ID = value
+		default:
+			for _, c := range []byte(value) {
+				if c < 0x21 || c > 0x7e || c == ';' || c == '=' {
+					return nil, fmt.Errorf("mta-sts record: field %q has a bad value", key)
+				}
+			}
+		}
+	}
+	if rec.ID == "" {
+		return nil, errors.New("mta-sts record: no id")
+	}
+	return &rec, nil
+}
+
+// isSTSKey reports whether s is a field name: a letter or digit, then
+// letters, digits, "_", "-", "." (RFC 8461 3.1 sts-ext-name, 32 at most).
+func isSTSKey(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '_' && c != '-' && c != '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// MTASTSPolicy is a parsed policy file (RFC 8461 3.2).
+type MTASTSPolicy struct {
+	// Mode is enforce, testing or none.
+	Mode string
+	// MX are the patterns: "mx.example.org" or "*.example.org", in lower
+	// case without a trailing dot.
+	MX []string
+	// MaxAge is the policy's lifetime in seconds, 0 to MTASTSMaxAge.
+	MaxAge int64
+}
+
+// ParseMTASTSPolicy parses a policy strictly: lines "key: value" ending in
+// CRLF or LF; "version: STSv1" first; exactly one mode (enforce, testing,
+// none) and one max_age (0 to 31557600 seconds, digits only); "mx" lines
+// with a host name or "*." and a host name, at least one unless the mode is
+// none. Other well-formed fields are ignored (extensions); a repeated
+// version, mode or max_age, a malformed line or value fails.
+func ParseMTASTSPolicy(body []byte) (*MTASTSPolicy, error) {
+	if len(body) > MTASTSMaxPolicySize {
+		return nil, fmt.Errorf("mta-sts policy: larger than %d bytes", MTASTSMaxPolicySize)
+	}
+	p := &MTASTSPolicy{MaxAge: -1}
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 0, 1024), MTASTSMaxPolicySize+1)
+	n := 0
+	version := false
+	for sc.Scan() {
+		line := strings.TrimSuffix(sc.Text(), "\r")
+		n++
+		if line == "" {
+			continue // a blank line, e.g. at the end
+		}
+		key, value, ok := strings.Cut(line, ":")
+		value = strings.Trim(value, " \t")
+		if !ok || !isSTSKey(key) || value == "" {
+			return nil, fmt.Errorf("mta-sts policy: line %d is not \"key: value\"", n)
+		}
+		for _, c := range []byte(value) {
+			if c < 0x20 || c == 0x7f {
+				return nil, fmt.Errorf("mta-sts policy: line %d: control character in the value", n)
+			}
+		}
+		if !version && key != "version" {
+			return nil, fmt.Errorf("mta-sts policy: line %d: %q before version", n, key)
+		}
+		switch key {
+		case "version":
+			if version {
+				return nil, errors.New("mta-sts policy: version twice")
+			}
+			if value != "STSv1" {
+				return nil, fmt.Errorf("mta-sts policy: version %q is not STSv1", value)
+			}
+			version = true
+		case "mode":
+			if p.Mode != "" {
+				return nil, errors.New("mta-sts policy: mode twice")
+			}
+			switch value {
+			case MTASTSEnforce, MTASTSTesting, MTASTSNone:
+				p.Mode = value
+			default:
+				return nil, fmt.Errorf("mta-sts policy: mode %q is not enforce, testing or none", value)
+			}
+		case "max_age":
+			if p.MaxAge >= 0 {
+				return nil, errors.New("mta-sts policy: max_age twice")
+			}
+			if len(value) > 10 || strings.TrimLeft(value, "0123456789") != "" {
+				return nil, fmt.Errorf("mta-sts policy: max_age %q is not a number of seconds", value)
+			}
+			v, err := strconv.ParseInt(value, 10, 64)
+			if err != nil || v > MTASTSMaxAge {
+				return nil, fmt.Errorf("mta-sts policy: max_age %q is not 0 to %d", value, MTASTSMaxAge)
+			}
+			p.MaxAge = v
+		case "mx":
+			pat := strings.ToLower(strings.TrimSuffix(value, "."))
+			if !validMXPattern(pat) {
+				return nil, fmt.Errorf("mta-sts policy: mx %q is not a host name or *.host name", value)
+			}
+			p.MX = append(p.MX, pat)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("mta-sts policy: %w", err)
+	}
+	switch {
+	case !version:
+		return nil, errors.New("mta-sts policy: no version")
+	case p.Mode == "":
+		return nil, errors.New("mta-sts policy: no mode")
+	case p.MaxAge < 0:
+		return nil, errors.New("mta-sts policy: no max_age")
+	case len(p.MX) == 0 && p.Mode != MTASTSNone:
+		return nil, fmt.Errorf("mta-sts policy: mode %s without any mx", p.Mode)
+	}
+	return p, nil
+}
+
+// validMXPattern accepts a host name of two or more labels, optionally
+// after "*." (lower case, no trailing dot).
+func validMXPattern(p string) bool {
+	p = strings.TrimPrefix(p, "*.")
+	if len(p) > 253 || !strings.Contains(p, ".") {
+		return false
+	}
+	for _, label := range strings.Split(p, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Matches reports whether mxHost matches one of the policy's mx patterns
+// (RFC 8461 4.1): case-insensitively, a trailing dot ignored, "*." standing
+// for exactly one leftmost label.
+func (p *MTASTSPolicy) Matches(mxHost string) bool {
+	h := strings.ToLower(strings.TrimSuffix(mxHost, "."))
+	for _, pat := range p.MX {
+		if rest, ok := strings.CutPrefix(pat, "*."); ok {
+			label, parent, found := strings.Cut(h, ".")
+			if found && label != "" && parent == rest {
+				return true
+			}
+		} else if h == pat {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckMX judges one MX host by the policy (RFC 8461 4): it must match an
+// mx pattern, and its certificate must have validated (WebPKI, for the MX
+// host name; the caller's TLS verification). The error is nil in mode
+// none; in mode testing the error is to be reported, not to fail the
+// probe: Enforced says which.
+func (p *MTASTSPolicy) CheckMX(mxHost string, certVerified bool) error {
+	if p.Mode == MTASTSNone {
+		return nil
+	}
+	if !p.Matches(mxHost) {
+		return fmt.Errorf("mx %s matches no mx pattern of the mta-sts policy (%s)", mxHost, strings.Join(p.MX, ", "))
+	}
+	if !certVerified {
+		return fmt.Errorf("mx %s: its certificate does not validate for its name, which mta-sts requires", mxHost)
+	}
+	return nil
+}
+
+// Enforced reports whether a CheckMX error fails the probe (mode enforce).
+func (p *MTASTSPolicy) Enforced() bool { return p.Mode == MTASTSEnforce }
+
+// MTASTSOptions says how to fetch a domain's MTA-STS policy.
+type MTASTSOptions struct {
+	// Resolver is the DNS server, "host:port"; empty: the first nameserver
+	// of /etc/resolv.conf.
+	Resolver string
+	// TLSConfig verifies the policy server; nil: the system's roots. Its
+	// ServerName is set to mta-sts.DOMAIN.
+	TLSConfig *tls.Config
+	// CheckAddr, when not nil, vets every address of mta-sts.DOMAIN before
+	// anything is dialled; the fetch then dials a vetted address itself. An
+	// error from it is returned wrapped (the caller maps it to its policy
+	// refusal).
+	CheckAddr func(host string, addr netip.Addr) error
+
+	// port overrides 443, for tests only.
+	port uint16
+}
+
+// MTASTSResult is the outcome of an MTA-STS discovery for a domain.
+type MTASTSResult struct {
+	// Records are the TXT records at _mta-sts.DOMAIN that begin with
+	// "v=STSv1"; exactly one must be there, or the domain has no policy.
+	Records []string
+	// Record is the parsed record, nil when the domain has none.
+	Record *MTASTSRecord
+	// PolicyURL is the address the policy was fetched from.
+	PolicyURL string
+	// Addr is the address dialled for the policy.
+	Addr netip.Addr
+	// Policy is the parsed policy, nil when none was fetched.
+	Policy *MTASTSPolicy
+	// Duration is the time of the lookup and the fetch.
+	Duration time.Duration
+}
+
+// ErrNoMTASTS is returned when the domain publishes no MTA-STS record
+// (none, or not exactly one beginning with "v=STSv1"). Not a failure of
+// the probe: the domain simply has no policy.
+var ErrNoMTASTS = errors.New("the domain publishes no mta-sts record")
+
+// LookupMTASTS discovers domain's policy: the _mta-sts.DOMAIN TXT record,
+// then https://mta-sts.DOMAIN/.well-known/mta-sts.txt, all within ctx's
+// deadline. The policy host's addresses come from opts.Resolver, each
+// vetted by opts.CheckAddr before the first one that passes is dialled; the
+// fetch follows no redirect, wants 200 and text/plain, and reads at most
+// MTASTSMaxPolicySize bytes. The error wraps ErrNoMTASTS when there is no
+// record, context.DeadlineExceeded when time ran out.
+func LookupMTASTS(ctx context.Context, domain string, opts MTASTSOptions) (*MTASTSResult, error) {
+	start := time.Now()
+	res := &MTASTSResult{}
+	defer func() { res.Duration = time.Since(start) }()
+	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+	txts, _, err := lookupTXT(ctx, opts.Resolver, "_mta-sts."+domain)
+	if err != nil {
+		return res, fmt.Errorf("mta-sts record: %w", err)
+	}
+	for _, t := range txts {
+		if strings.HasPrefix(t, "v=STSv1;") || t == "v=STSv1" {
+			res.Records = append(res.Records, t)
+		}
+	}
+	if len(res.Records) != 1 {
+		return res, fmt.Errorf("%w (%d records begin with v=STSv1 at _mta-sts.%s)", ErrNoMTASTS, len(res.Records), domain)
+	}
+	if res.Record, err = ParseMTASTSRecord(res.Records[0]); err != nil {
+		return res, fmt.Errorf("%w: %w", ErrNoMTASTS, err)
+	}
+	body, err := fetchMTASTSPolicy(ctx, domain, opts, res)
+	if err != nil {
+		return res, err
+	}
+	if res.Policy, err = ParseMTASTSPolicy(body); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// fetchMTASTSPolicy resolves mta-sts.DOMAIN, vets its addresses and fetches
+// the policy from the first vetted one.
+func fetchMTASTSPolicy(ctx context.Context, domain string, opts MTASTSOptions, res *MTASTSResult) ([]byte, error) {
+	host := "mta-sts." + domain
+	addrs, err := lookupAddrs(ctx, opts.Resolver, host)
+	if err != nil {
+		return nil, fmt.Errorf("mta-sts policy host: %w", err)
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("mta-sts policy host %s has no address", host)
+	}
+	for _, a := range addrs {
+		if opts.CheckAddr == nil {
+			break
+		}
+		if err := opts.CheckAddr(host, a); err != nil {
+			return nil, fmt.Errorf("mta-sts policy host %s (%s): %w", host, a, err)
+		}
+	}
+	port := "443"
+	if opts.port != 0 {
+		port = strconv.Itoa(int(opts.port))
+	}
+	var cfg *tls.Config
+	if opts.TLSConfig != nil {
+		cfg = opts.TLSConfig.Clone()
+	} else {
+		cfg = &tls.Config{}
+	}
+	cfg.ServerName = host
+	cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12)
+	// The transport dials the vetted addresses, in order, never the name.
+	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var errs []error
+		for _, a := range addrs {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, network, net.JoinHostPort(a.String(), port))
+			if err == nil {
+				res.Addr = a
+				return c, nil
+			}
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		return nil, errors.Join(errs...)
+	}
+	tr := &http.Transport{
+		Proxy:                  nil,
+		DialContext:            dial,
+		TLSClientConfig:        cfg,
+		DisableKeepAlives:      true,
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: 16 << 10,
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{
+		Transport:     tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	res.PolicyURL = "https://" + host + "/.well-known/mta-sts.txt"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, res.PolicyURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("mta-sts policy: %w", err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("mta-sts policy fetch: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("mta-sts policy fetch: %s answered %s (redirects are not followed)", res.PolicyURL, resp.Status)
+	}
+	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || mt != "text/plain" {
+		return nil, fmt.Errorf("mta-sts policy fetch: content type %q is not text/plain", resp.Header.Get("Content-Type"))
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MTASTSMaxPolicySize+1))
+	if err != nil {
+		return nil, fmt.Errorf("mta-sts policy fetch: reading the body: %w", err)
+	}
+	if len(body) > MTASTSMaxPolicySize {
+		return nil, fmt.Errorf("mta-sts policy fetch: the policy is larger than %d bytes", MTASTSMaxPolicySize)
+	}
+	return body, nil
+}
+
+// lookupAddrs returns the A and AAAA addresses of host (A first), through
+// resolver. The answers need not be authenticated: the policy's integrity
+// comes from the HTTPS server's certificate.
+func lookupAddrs(ctx context.Context, resolver, host string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		a, err := queryDNSSEC(ctx, resolver, host, qt)
+		if err != nil {
+			return nil, err
+		}
+		for _, rr := range a.Msg.Answer {
+			var ip net.IP
+			switch r := rr.(type) {
+			case *dns.A:
+				ip = r.A
+			case *dns.AAAA:
+				ip = r.AAAA
+			default:
+				continue
+			}
+			if addr, ok := netip.AddrFromSlice(ip); ok {
+				out = append(out, addr.Unmap())
+			}
+		}
+	}
+	return out, nil
+}
