@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -114,6 +115,12 @@ func startDANELab(t *testing.T) *daneLab {
 			"mx-bad A 127.0.0.1",
 			fmt.Sprintf("_%d._tcp.mx-bad %s", l.bad.Port, tlsa(t, other.Leaf, smtp.TLSAUsageDANEEE)),
 			"mx-none A 127.0.0.1",
+			// An alias: the TLSA base domain is its target (RFC 7672 2.2.2).
+			"mx-alias CNAME mx-ee",
+			// A secure alias whose address is in an unsigned zone: the
+			// alias's own TLSA records apply (RFC 7672 2.2.2).
+			"mx-unsigned-addr CNAME mx.plain.test.",
+			fmt.Sprintf("_%d._tcp.mx-unsigned-addr %s", l.plain.Port, tlsa(t, l.plPKI.Leaf, smtp.TLSAUsageDANEEE)),
 			`_mta-sts TXT "v=STSv1; id=lab1;"`,
 			"mta-sts A " + httpsIP.String(),
 			`_smtp._tls TXT "v=TLSRPTv1; rua=mailto:tlsrpt@dane.test"`,
@@ -167,10 +174,15 @@ func TestDANELab(t *testing.T) {
 			usable       int
 			wantMatch    bool
 			wantDepth    int
+			wantBase     string
 		}{
 			{name: "DANE-EE matches", host: "mx-ee.dane.test", srv: l.ee, auth: true, usable: 1, wantMatch: true},
 			{name: "DANE-TA matches", host: "mx-ta.dane.test", srv: l.ta, auth: true, usable: 1, wantMatch: true, wantDepth: 1},
 			{name: "DANE-EE of another key fails", host: "mx-bad.dane.test", srv: l.bad, auth: true, usable: 1},
+			{name: "an alias uses its target's records", host: "mx-alias.dane.test", srv: l.ee, auth: true, usable: 1,
+				wantMatch: true, wantBase: "mx-ee.dane.test"},
+			{name: "a secure alias to an unsigned zone uses its own records", host: "mx-unsigned-addr.dane.test", srv: l.plain,
+				auth: true, usable: 1, wantMatch: true},
 			{name: "no TLSA in a signed zone: authenticated denial", host: "mx-none.dane.test", srv: l.none, auth: true, denied: true},
 			{name: "unsigned zone: not authenticated", host: "mx.plain.test", srv: l.plain, usable: 1},
 		} {
@@ -179,9 +191,15 @@ func TestDANELab(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if res.Authenticated != tc.auth || res.Denied != tc.denied || len(res.Usable()) != tc.usable {
-					t.Fatalf("%s: authenticated %t denied %t usable %d; want %t %t %d",
-						res.Name, res.Authenticated, res.Denied, len(res.Usable()), tc.auth, tc.denied, tc.usable)
+				// Every host of the signed zone has an authenticated address.
+				if res.Authenticated != tc.auth || res.Denied != tc.denied || len(res.Usable()) != tc.usable ||
+					res.HostAuthenticated != tc.auth {
+					t.Fatalf("%s: authenticated %t (address %t) denied %t usable %d; want %t (%t) %t %d",
+						res.Name, res.Authenticated, res.HostAuthenticated, res.Denied, len(res.Usable()),
+						tc.auth, tc.auth, tc.denied, tc.usable)
+				}
+				if base := cmp.Or(tc.wantBase, tc.host); res.BaseDomain != base {
+					t.Errorf("TLSA base domain %s, want %s", res.BaseDomain, base)
 				}
 				d := &smtp.DANEResult{TLSA: res}
 				if !res.Applies() {
@@ -191,7 +209,7 @@ func TestDANELab(t *testing.T) {
 					return // reported, not a failure: nothing to verify
 				}
 				d.Checked = true
-				d.Match, d.VerifyErr = smtp.VerifyDANE(res.Usable(), certsOf(t, tc.srv), []string{tc.host})
+				d.Match, d.VerifyErr = res.Verify(certsOf(t, tc.srv))
 				verified, present := d.Verified()
 				if !present || verified != tc.wantMatch {
 					t.Fatalf("verified %t (present %t), want %t: %v", verified, present, tc.wantMatch, d.VerifyErr)
@@ -293,6 +311,7 @@ func (l *daneLab) judgeWithPosttlsFinger(t *testing.T) {
 	write(t, filepath.Join(dir, "main.cf"), "compatibility_level = 3.6\n")
 	eeRec, _ := smtp.TLSAFor(l.eePKI.Leaf, 3, 1, 1)
 	taRec, _ := smtp.TLSAFor(l.taPKI.CA, 2, 1, 1)
+	plRec, _ := smtp.TLSAFor(l.plPKI.Leaf, 3, 1, 1)
 	for _, tc := range []struct {
 		host    string
 		srv     *starttlsServer
@@ -304,7 +323,11 @@ func (l *daneLab) judgeWithPosttlsFinger(t *testing.T) {
 		{"mx-ta.dane.test", l.ta, []string{"matched peername: mx-ta.dane.test",
 			"Matched DANE TA certificate at depth 1: " + strings.ToUpper(taRec.String()),
 			"Verified TLS connection established"}, ""},
+		{"mx-alias.dane.test", l.ee, []string{"Matched DANE EE certificate at depth 0: " + strings.ToUpper(eeRec.String()),
+			"Verified TLS connection established"}, ""},
 		{"mx-bad.dane.test", l.bad, []string{"no matching DANE TLSA records", "Untrusted TLS connection established"}, "Verified"},
+		{"mx-unsigned-addr.dane.test", l.plain, []string{"Matched DANE EE certificate at depth 0: " + strings.ToUpper(plRec.String()),
+			"Verified TLS connection established"}, ""},
 		// Unsigned: the TLSA record is not trusted, so DANE does not apply.
 		{"mx.plain.test", l.plain, []string{"untrusted issuer", "Untrusted TLS connection established"}, "DANE"},
 	} {

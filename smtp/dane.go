@@ -121,14 +121,27 @@ func TLSAFor(cert *x509.Certificate, usage, selector, matchingType uint8) (TLSAR
 	return r, nil
 }
 
-// TLSAResult is the outcome of a TLSA lookup for one host and port.
+// TLSAResult is the outcome of the DANE lookups for one host and port.
 type TLSAResult struct {
-	// Name is the name asked: "_25._tcp.mx.example.org.".
+	// Host is the MX host name as given, lower case, without the final dot.
+	Host string
+	// HostAuthenticated is true when the host's address lookup (A) was
+	// DNSSEC-authenticated along its whole CNAME chain, or, when the chain
+	// leads into an unsigned zone, when host's own CNAME record is (a
+	// secure alias, RFC 7672 2.2.2). Without it TLSA records are not used
+	// (RFC 7672 2.2.1).
+	HostAuthenticated bool
+	// BaseDomain is the TLSA base domain: the target of host's CNAME chain
+	// when that chain is authenticated and TLSA records were found there,
+	// else host (RFC 7672 2.2.2).
+	BaseDomain string
+	// Name is the owner of the records: "_25._tcp.mx.example.org.".
 	Name string
 	// Records are all TLSA records found, usable or not.
 	Records []TLSARecord
-	// Authenticated is true when the resolver set the AD bit on the answer
-	// (records found, or their authenticated denial: NXDOMAIN or NODATA).
+	// Authenticated is true when the resolver set the AD bit on the TLSA
+	// answer (records found, or their authenticated denial: NXDOMAIN or
+	// NODATA). probe_smtp_dane_authenticated.
 	Authenticated bool
 	// Denied is true when the answer says there are no TLSA records there
 	// (NXDOMAIN or NODATA); with Authenticated, an authenticated denial.
@@ -146,12 +159,29 @@ func (r *TLSAResult) Usable() []TLSARecord {
 	return out
 }
 
-// Applies reports whether DANE applies to the host (RFC 7672 2.2): the
-// answer is authenticated and holds at least one usable record. Then
-// STARTTLS is mandatory and the certificate must match a usable record;
-// otherwise DANE does not apply, which is reported but is not a failure.
+// Applies reports whether DANE applies to the host (RFC 7672 2.2): its
+// address and its TLSA answer are authenticated, and the answer holds at
+// least one usable record. Then STARTTLS is mandatory and the certificate
+// must match a usable record; otherwise DANE does not apply, which is
+// reported but is not a failure.
 func (r *TLSAResult) Applies() bool {
-	return r != nil && r.Authenticated && len(r.Usable()) > 0
+	return r != nil && r.HostAuthenticated && r.Authenticated && len(r.Usable()) > 0
+}
+
+// ReferenceNames are the names a DANE-TA chain's leaf may be issued to
+// (RFC 7672 3.2.2): the TLSA base domain and the MX host name.
+func (r *TLSAResult) ReferenceNames() []string {
+	if r.BaseDomain == "" || r.BaseDomain == r.Host {
+		return []string{r.Host}
+	}
+	return []string{r.BaseDomain, r.Host}
+}
+
+// Verify checks the chain the server presented against the usable records,
+// with the reference names of the lookup: VerifyDANE(r.Usable(), chain,
+// r.ReferenceNames()). Call it only when Applies.
+func (r *TLSAResult) Verify(chain []*x509.Certificate) (*DANEMatch, error) {
+	return VerifyDANE(r.Usable(), chain, r.ReferenceNames())
 }
 
 // TLSAName is the owner name of the TLSA records of host's port over TCP.
@@ -159,23 +189,87 @@ func TLSAName(host string, port uint16) string {
 	return "_" + strconv.Itoa(int(port)) + "._tcp." + dns.Fqdn(strings.ToLower(host))
 }
 
-// LookupTLSA asks resolver ("host:port"; empty: the first nameserver of
-// /etc/resolv.conf) for the TLSA records at _PORT._tcp.HOST, with the DO and
-// AD bits, within ctx's deadline. The records count for DANE only when
-// the answer is authenticated (the resolver must validate DNSSEC: unbound,
-// a local validating resolver; the AD bit of an untrusted, remote resolver
-// is worth what the path to it is worth).
+// maxCNAMEs bounds the CNAME chain followed from an MX host name.
+const maxCNAMEs = 8
+
+// LookupTLSA makes the DANE lookups for an MX host (RFC 7672 2.2) through
+// resolver ("host:port"; empty: the first nameserver of /etc/resolv.conf),
+// with the DO and AD bits, within ctx's deadline:
+//   - host's A record, to learn whether its address is authenticated and
+//     whether host is an alias (a CNAME chain, of at most 8 links); when
+//     that answer is not authenticated but host is an alias, host's CNAME
+//     record alone, which may be (a secure alias to an unsigned zone);
+//   - the TLSA records at _PORT._tcp.BASE, where BASE is the chain's target
+//     when the whole chain is authenticated, then, if that name has none,
+//     at _PORT._tcp.HOST (RFC 7672 2.2.2). A CNAME at the TLSA name itself
+//     is followed by the resolver (RFC 7671 7).
 //
-// CNAMEs: the resolver follows a CNAME at the TLSA name itself, and the
-// records are taken from the end of the chain, authenticated only if the
-// whole answer is (RFC 7671 7). The MX host name is not first expanded
-// through a CNAME of its own (RFC 7672 2.2.2's "secure CNAME expansion"):
-// the TLSA base domain is always host as given. An error (SERVFAIL,
-// wrapping ErrDNSServFail, which a validating resolver answers to bogus
-// data; a timeout) means the records could not be determined: RFC 7672
-// senders then defer delivery.
+// This is what Postfix does; posttls-finger agrees with it in the tests.
+//
+// The records count for DANE only when both answers are authenticated: the
+// resolver must validate DNSSEC (unbound, a local validating resolver; the
+// AD bit of a remote resolver is worth what the path to it is worth). An
+// error (SERVFAIL, wrapping ErrDNSServFail, which a validating resolver
+// answers to bogus data; a timeout) means the records could not be
+// determined: RFC 7672 senders then defer delivery.
 func LookupTLSA(ctx context.Context, resolver, host string, port uint16) (*TLSAResult, error) {
-	res := &TLSAResult{Name: TLSAName(host, port)}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	res := &TLSAResult{Host: host, BaseDomain: host, Name: TLSAName(host, port)}
+	a, err := queryDNSSEC(ctx, resolver, host, dns.TypeA)
+	if err != nil {
+		return res, fmt.Errorf("tlsa lookup: address of %s: %w", host, err)
+	}
+	res.HostAuthenticated = a.Authenticated
+	target := cnameTarget(a.Msg, host)
+	if !a.Authenticated && target != host {
+		// The chain is not secure as a whole; host's own alias may be.
+		c, err := queryDNSSEC(ctx, resolver, host, dns.TypeCNAME)
+		if err != nil {
+			return res, fmt.Errorf("tlsa lookup: alias %s: %w", host, err)
+		}
+		res.HostAuthenticated = c.Authenticated && len(answersOf[*dns.CNAME](c.Msg)) > 0
+	}
+	if target != host && a.Authenticated {
+		expanded, err := lookupTLSAAt(ctx, resolver, target, port)
+		if err != nil {
+			return res, err
+		}
+		if len(expanded.Records) > 0 {
+			expanded.Host, expanded.HostAuthenticated = host, true
+			return expanded, nil
+		}
+	}
+	at, err := lookupTLSAAt(ctx, resolver, host, port)
+	if err != nil {
+		return res, err
+	}
+	at.Host, at.HostAuthenticated = host, res.HostAuthenticated
+	return at, nil
+}
+
+// cnameTarget follows the CNAME chain from name in the answer section.
+func cnameTarget(m *dns.Msg, name string) string {
+	cnames := answersOf[*dns.CNAME](m)
+	cur := dns.Fqdn(name)
+	for i := 0; i < maxCNAMEs; i++ {
+		next := ""
+		for _, c := range cnames {
+			if strings.EqualFold(c.Hdr.Name, cur) {
+				next = c.Target
+				break
+			}
+		}
+		if next == "" {
+			break
+		}
+		cur = next
+	}
+	return strings.ToLower(strings.TrimSuffix(cur, "."))
+}
+
+// lookupTLSAAt asks for the TLSA records at _PORT._tcp.BASE.
+func lookupTLSAAt(ctx context.Context, resolver, base string, port uint16) (*TLSAResult, error) {
+	res := &TLSAResult{BaseDomain: base, Name: TLSAName(base, port)}
 	a, err := queryDNSSEC(ctx, resolver, res.Name, dns.TypeTLSA)
 	if err != nil {
 		return res, fmt.Errorf("tlsa lookup: %w", err)

@@ -146,37 +146,63 @@ func TestLookupTLSA(t *testing.T) {
 	ee := mustTLSA(t, pki.Leaf, 3, 1, 1)
 	ta := mustTLSA(t, pki.CA, 2, 1, 1)
 	pkix := mustTLSA(t, pki.Leaf, 1, 1, 1)
+	secure := map[string]bool{}
+	for _, n := range []string{"mx.secure.test.", "mx.pkix.test.", "mx.nodata.test.", "mx.gone.test.", "mx.bogus.test.",
+		"alias.secure.test.", "alias2.secure.test.",
+		"_25._tcp.mx.secure.test.", "_25._tcp.mx.pkix.test.", "_465._tcp.mx.secure.test.", "_25._tcp.mx.nodata.test.",
+		"_25._tcp.mx.gone.test.", "_25._tcp.target.secure.test.", "_25._tcp.alias2.secure.test.", "_25._tcp.empty.secure.test.",
+		"_25._tcp.insecure-alias.secure.test.", "_25._tcp.mx.insecure-addr.test.", "_25._tcp.target.insecure.test."} {
+		secure[n] = true
+	}
+	a := func(host string) string { return host + " A" }
 	addr := startSecDNS(t, secZone{
 		Records: map[string][]string{
-			"_25._tcp.mx.secure.test. TLSA":   {ee.String(), ta.String()},
-			"_25._tcp.mx.insecure.test. TLSA": {ee.String()},
-			"_25._tcp.mx.pkix.test. TLSA":     {pkix.String()},
-			"_465._tcp.mx.secure.test. TLSA":  {ee.String()},
-			"_25._tcp.mx.nodata.test. A":      {"192.0.2.1"},
-			"_25._tcp.mx.nx-insecure.test. A": {"192.0.2.1"},
+			a("mx.secure.test."): {"192.0.2.1"}, a("mx.insecure.test."): {"192.0.2.1"}, a("mx.pkix.test."): {"192.0.2.1"},
+			a("mx.nodata.test."): {"192.0.2.1"}, a("mx.insecure-addr.test."): {"192.0.2.1"},
+			a("alias.secure.test."):                     {"=alias.secure.test. 60 IN CNAME target.secure.test.", "=target.secure.test. 60 IN A 192.0.2.1"},
+			a("alias2.secure.test."):                    {"=alias2.secure.test. 60 IN CNAME empty.secure.test.", "=empty.secure.test. 60 IN A 192.0.2.1"},
+			a("insecure-alias.secure.test."):            {"=insecure-alias.secure.test. 60 IN CNAME target.insecure.test.", "=target.insecure.test. 60 IN A 192.0.2.1"},
+			"_25._tcp.mx.secure.test. TLSA":             {ee.String(), ta.String()},
+			"_25._tcp.mx.insecure.test. TLSA":           {ee.String()},
+			"_25._tcp.mx.pkix.test. TLSA":               {pkix.String()},
+			"_465._tcp.mx.secure.test. TLSA":            {ee.String()},
+			"_25._tcp.mx.nx-insecure.test. A":           {"192.0.2.1"},
+			"_25._tcp.target.secure.test. TLSA":         {ta.String()},
+			"_25._tcp.alias2.secure.test. TLSA":         {ee.String()},
+			"_25._tcp.insecure-alias.secure.test. TLSA": {ee.String()},
+			"_25._tcp.target.insecure.test. TLSA":       {ta.String()},
+			"_25._tcp.mx.insecure-addr.test. TLSA":      {ee.String()},
 		},
-		Secure: map[string]bool{"_25._tcp.mx.secure.test.": true, "_25._tcp.mx.pkix.test.": true,
-			"_465._tcp.mx.secure.test.": true, "_25._tcp.mx.nodata.test.": true, "_25._tcp.mx.gone.test.": true},
+		Secure:   secure,
 		NXDomain: map[string]bool{"_25._tcp.mx.gone.test.": true, "_25._tcp.mx.nx-insecure.test.": true},
-		ServFail: map[string]bool{"_25._tcp.mx.bogus.test.": true},
+		ServFail: map[string]bool{"_25._tcp.mx.bogus.test.": true, "mx.bogus-addr.test.": true},
 	})
 	for _, tc := range []struct {
 		host                 string
 		port                 uint16
+		wantBase             string
 		wantRecords, usable  int
+		wantHostAuth         bool
 		wantAuth, wantDenied bool
 		wantApplies          bool
+		wantFirst            TLSARecord
 		wantErr              error
 	}{
-		{host: "mx.secure.test", port: 25, wantRecords: 2, usable: 2, wantAuth: true, wantApplies: true},
-		{host: "MX.Secure.Test.", port: 25, wantRecords: 2, usable: 2, wantAuth: true, wantApplies: true},
-		{host: "mx.secure.test", port: 465, wantRecords: 1, usable: 1, wantAuth: true, wantApplies: true},
-		{host: "mx.insecure.test", port: 25, wantRecords: 1, usable: 1},
-		{host: "mx.pkix.test", port: 25, wantRecords: 1, usable: 0, wantAuth: true},
-		{host: "mx.nodata.test", port: 25, wantAuth: true, wantDenied: true},
-		{host: "mx.gone.test", port: 25, wantAuth: true, wantDenied: true},
+		{host: "mx.secure.test", port: 25, wantRecords: 2, usable: 2, wantHostAuth: true, wantAuth: true, wantApplies: true, wantFirst: ee},
+		{host: "MX.Secure.Test.", port: 25, wantBase: "mx.secure.test", wantRecords: 2, usable: 2, wantHostAuth: true, wantAuth: true, wantApplies: true, wantFirst: ee},
+		{host: "mx.secure.test", port: 465, wantRecords: 1, usable: 1, wantHostAuth: true, wantAuth: true, wantApplies: true, wantFirst: ee},
+		{host: "mx.insecure.test", port: 25, wantRecords: 1, usable: 1, wantFirst: ee},
+		{host: "mx.insecure-addr.test", port: 25, wantRecords: 1, usable: 1, wantAuth: true, wantFirst: ee},
+		{host: "mx.pkix.test", port: 25, wantRecords: 1, usable: 0, wantHostAuth: true, wantAuth: true},
+		{host: "mx.nodata.test", port: 25, wantHostAuth: true, wantAuth: true, wantDenied: true},
+		{host: "mx.gone.test", port: 25, wantHostAuth: true, wantAuth: true, wantDenied: true},
 		{host: "mx.nx-insecure.test", port: 25, wantDenied: true},
+		{host: "alias.secure.test", port: 25, wantBase: "target.secure.test", wantRecords: 1, usable: 1, wantHostAuth: true,
+			wantAuth: true, wantApplies: true, wantFirst: ta},
+		{host: "alias2.secure.test", port: 25, wantRecords: 1, usable: 1, wantHostAuth: true, wantAuth: true, wantApplies: true, wantFirst: ee},
+		{host: "insecure-alias.secure.test", port: 25, wantRecords: 1, usable: 1, wantAuth: true, wantFirst: ee},
 		{host: "mx.bogus.test", port: 25, wantErr: ErrDNSServFail},
+		{host: "mx.bogus-addr.test", port: 25, wantErr: ErrDNSServFail},
 	} {
 		t.Run(fmt.Sprintf("%s:%d", tc.host, tc.port), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -191,17 +217,28 @@ func TestLookupTLSA(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := TLSAName(tc.host, tc.port); res.Name != want {
-				t.Errorf("name %q, want %q", res.Name, want)
+			base := tc.wantBase
+			if base == "" {
+				base = tc.host
 			}
-			if len(res.Records) != tc.wantRecords || len(res.Usable()) != tc.usable || res.Authenticated != tc.wantAuth ||
-				res.Denied != tc.wantDenied || res.Applies() != tc.wantApplies {
-				t.Errorf("records %d usable %d authenticated %t denied %t applies %t; want %d %d %t %t %t",
-					len(res.Records), len(res.Usable()), res.Authenticated, res.Denied, res.Applies(),
-					tc.wantRecords, tc.usable, tc.wantAuth, tc.wantDenied, tc.wantApplies)
+			if want := TLSAName(base, tc.port); res.Name != want || res.BaseDomain != base {
+				t.Errorf("name %q base %q, want %q %q", res.Name, res.BaseDomain, want, base)
 			}
-			if tc.usable > 0 && res.Usable()[0].String() != ee.String() {
-				t.Errorf("first usable record %s, want %s", res.Usable()[0], ee)
+			if len(res.Records) != tc.wantRecords || len(res.Usable()) != tc.usable || res.HostAuthenticated != tc.wantHostAuth ||
+				res.Authenticated != tc.wantAuth || res.Denied != tc.wantDenied || res.Applies() != tc.wantApplies {
+				t.Errorf("records %d usable %d host authenticated %t authenticated %t denied %t applies %t; want %d %d %t %t %t %t",
+					len(res.Records), len(res.Usable()), res.HostAuthenticated, res.Authenticated, res.Denied, res.Applies(),
+					tc.wantRecords, tc.usable, tc.wantHostAuth, tc.wantAuth, tc.wantDenied, tc.wantApplies)
+			}
+			if tc.usable > 0 && res.Usable()[0].String() != tc.wantFirst.String() {
+				t.Errorf("first usable record %s, want %s", res.Usable()[0], tc.wantFirst)
+			}
+			wantNames := strings.ToLower(strings.TrimSuffix(tc.host, "."))
+			if base != wantNames {
+				wantNames = base + " " + wantNames
+			}
+			if got := strings.Join(res.ReferenceNames(), " "); got != wantNames {
+				t.Errorf("reference names %q, want %q", got, wantNames)
 			}
 		})
 	}
@@ -211,7 +248,7 @@ func TestLookupTLSA(t *testing.T) {
 func TestDANEResultMetrics(t *testing.T) {
 	pki := testpki.Valid(t, "mx.example.test")
 	ee := mustTLSA(t, pki.Leaf, 3, 1, 1)
-	secure := &TLSAResult{Records: []TLSARecord{ee, mustTLSA(t, pki.Leaf, 1, 1, 1)}, Authenticated: true}
+	secure := &TLSAResult{Records: []TLSARecord{ee, mustTLSA(t, pki.Leaf, 1, 1, 1)}, HostAuthenticated: true, Authenticated: true}
 	for _, tc := range []struct {
 		name              string
 		res               *DANEResult
@@ -226,6 +263,8 @@ func TestDANEResultMetrics(t *testing.T) {
 		{name: "mismatched", res: &DANEResult{TLSA: secure, Checked: true, VerifyErr: ErrDANEMismatch},
 			records: 1, auth: true, present: true},
 		{name: "not authenticated", res: &DANEResult{TLSA: &TLSAResult{Records: []TLSARecord{ee}}}, records: 1},
+		{name: "address not authenticated", res: &DANEResult{TLSA: &TLSAResult{Records: []TLSARecord{ee}, Authenticated: true}},
+			records: 1, auth: true},
 		{name: "authenticated denial", res: &DANEResult{TLSA: &TLSAResult{Authenticated: true, Denied: true}}, auth: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -15,8 +15,11 @@ import (
 )
 
 // secZone is the data of a fake validating resolver: records by "name. TYPE"
-// in presentation form ("_25._tcp.mx.example.test. TLSA" -> "3 1 1 ab.."),
-// the names whose answers carry the AD bit, names answering NXDOMAIN or
+// in presentation form ("_25._tcp.mx.example.test. TLSA" -> "3 1 1 ab..";
+// a value beginning with "=" is a whole record, for CNAME chains:
+// "=alias.test. 60 IN CNAME mx.test."),
+// the names ("name." or "name. TYPE") whose answers carry the AD bit,
+// names answering NXDOMAIN or
 // SERVFAIL, and whether UDP answers are truncated (TC, no records).
 type secZone struct {
 	Records   map[string][]string
@@ -34,7 +37,7 @@ func startSecDNS(t *testing.T, zone secZone) string {
 	t.Helper()
 	for key, values := range zone.Records {
 		for _, v := range values {
-			if _, err := dns.NewRR(strings.Replace(key, " ", " 60 IN ", 1) + " " + v); err != nil {
+			if _, err := dns.NewRR(rrText(key, v)); err != nil {
 				t.Fatalf("test zone: %s %s: %v", key, v, err)
 			}
 		}
@@ -74,10 +77,11 @@ func startSecDNS(t *testing.T, zone secZone) string {
 			case zone.NXDomain[name]:
 				m.Rcode = dns.RcodeNameError
 			}
-			m.AuthenticatedData = zone.Secure[name] && m.Rcode != dns.RcodeServerFailure
+			secure := zone.Secure[name] || zone.Secure[name+" "+dns.TypeToString[q.Qtype]]
+			m.AuthenticatedData = secure && m.Rcode != dns.RcodeServerFailure
 			if m.Rcode == dns.RcodeSuccess {
 				for _, v := range zone.Records[name+" "+dns.TypeToString[q.Qtype]] {
-					if rr, err := dns.NewRR(q.Name + " 60 IN " + dns.TypeToString[q.Qtype] + " " + v); err == nil {
+					if rr, err := dns.NewRR(rrText(q.Name+" "+dns.TypeToString[q.Qtype], v)); err == nil {
 						m.Answer = append(m.Answer, rr) // startSecDNS checked every record
 					}
 				}
@@ -105,6 +109,14 @@ func startSecDNS(t *testing.T, zone secZone) string {
 		wg.Wait()
 	})
 	return pc.LocalAddr().String()
+}
+
+// rrText is the record of a secZone entry.
+func rrText(key, value string) string {
+	if whole, ok := strings.CutPrefix(value, "="); ok {
+		return whole
+	}
+	return strings.Replace(key, " ", " 60 IN ", 1) + " " + value
 }
 
 func TestQueryDNSSEC(t *testing.T) {
