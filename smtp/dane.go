@@ -389,38 +389,3 @@ func verifyToAnchor(chain []*x509.Certificate, depth int, names []string) error 
 	}
 	return nil
 }
-
-// DANEResult is what a probe with dane: true reports about one host.
-type DANEResult struct {
-	// TLSA is the lookup's outcome (nil if it was not made).
-	TLSA *TLSAResult
-	// LookupErr is a failed lookup (SERVFAIL, timeout).
-	LookupErr error
-	// Checked is true when DANE applied and a certificate was checked.
-	Checked bool
-	// Match is the record that matched, when one did.
-	Match *DANEMatch
-	// VerifyErr says why the certificate matched no record, or why it was
-	// not checked although DANE applied (no STARTTLS).
-	VerifyErr error
-}
-
-// UsableRecords is probe_smtp_dane_tlsa_records.
-func (d *DANEResult) UsableRecords() int {
-	if d == nil || d.TLSA == nil {
-		return 0
-	}
-	return len(d.TLSA.Usable())
-}
-
-// Authenticated is probe_smtp_dane_authenticated.
-func (d *DANEResult) Authenticated() bool { return d != nil && d.TLSA != nil && d.TLSA.Authenticated }
-
-// Verified is probe_smtp_dane_verified: ok is false when the series is
-// absent (no authenticated usable record).
-func (d *DANEResult) Verified() (verified, ok bool) {
-	if d == nil || !d.TLSA.Applies() {
-		return false, false
-	}
-	return d.Match != nil, true
-}

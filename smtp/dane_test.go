@@ -243,36 +243,3 @@ func TestLookupTLSA(t *testing.T) {
 		})
 	}
 }
-
-// TestDANEResultMetrics checks the values the exporter's DANE series take.
-func TestDANEResultMetrics(t *testing.T) {
-	pki := testpki.Valid(t, "mx.example.test")
-	ee := mustTLSA(t, pki.Leaf, 3, 1, 1)
-	secure := &TLSAResult{Records: []TLSARecord{ee, mustTLSA(t, pki.Leaf, 1, 1, 1)}, HostAuthenticated: true, Authenticated: true}
-	for _, tc := range []struct {
-		name              string
-		res               *DANEResult
-		records           int
-		auth              bool
-		verified, present bool
-	}{
-		{name: "nil", res: nil},
-		{name: "no lookup", res: &DANEResult{}},
-		{name: "matched", res: &DANEResult{TLSA: secure, Checked: true, Match: &DANEMatch{Record: ee}},
-			records: 1, auth: true, verified: true, present: true},
-		{name: "mismatched", res: &DANEResult{TLSA: secure, Checked: true, VerifyErr: ErrDANEMismatch},
-			records: 1, auth: true, present: true},
-		{name: "not authenticated", res: &DANEResult{TLSA: &TLSAResult{Records: []TLSARecord{ee}}}, records: 1},
-		{name: "address not authenticated", res: &DANEResult{TLSA: &TLSAResult{Records: []TLSARecord{ee}, Authenticated: true}},
-			records: 1, auth: true},
-		{name: "authenticated denial", res: &DANEResult{TLSA: &TLSAResult{Authenticated: true, Denied: true}}, auth: true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			v, ok := tc.res.Verified()
-			if tc.res.UsableRecords() != tc.records || tc.res.Authenticated() != tc.auth || v != tc.verified || ok != tc.present {
-				t.Errorf("records %d authenticated %t verified %t present %t; want %d %t %t %t",
-					tc.res.UsableRecords(), tc.res.Authenticated(), v, ok, tc.records, tc.auth, tc.verified, tc.present)
-			}
-		})
-	}
-}

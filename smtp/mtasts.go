@@ -317,6 +317,39 @@ type MTASTSResult struct {
 // the probe: the domain simply has no policy.
 var ErrNoMTASTS = errors.New("the domain publishes no mta-sts record")
 
+// ErrMTASTSRefused is wrapped, with the hook's own error, when
+// MTASTSOptions.CheckAddr refused an address of the policy host: nothing was
+// dialled.
+var ErrMTASTSRefused = errors.New("the address policy refused the mta-sts policy host")
+
+// MTASTSFailure classifies an error of LookupMTASTS as the probe's failure
+// in phase mta_sts: nil for ErrNoMTASTS (the domain has no policy, which is
+// reported, not a failure), ReasonTimeout when the deadline passed,
+// ReasonPolicy when CheckAddr refused the policy host, ReasonMTASTS for
+// anything else (a published record whose policy cannot be fetched or
+// parsed: a broken MTA-STS deployment).
+func MTASTSFailure(err error) *Error {
+	switch {
+	case err == nil || errors.Is(err, ErrNoMTASTS):
+		return nil
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		return &Error{Phase: PhaseMTASTS, Reason: ReasonTimeout, Err: err}
+	case errors.Is(err, ErrMTASTSRefused):
+		return &Error{Phase: PhaseMTASTS, Reason: ReasonPolicy, Err: err}
+	}
+	return &Error{Phase: PhaseMTASTS, Reason: ReasonMTASTS, Err: err}
+}
+
+// CheckMXFailure is CheckMX as the probe's failure: ReasonMTASTS in phase
+// mta_sts when the policy is enforced and host fails it; nil otherwise (in
+// testing mode the mismatch is only reported).
+func (p *MTASTSPolicy) CheckMXFailure(mxHost string, certVerified bool) *Error {
+	if err := p.CheckMX(mxHost, certVerified); err != nil && p.Enforced() {
+		return &Error{Phase: PhaseMTASTS, Reason: ReasonMTASTS, Err: err}
+	}
+	return nil
+}
+
 // LookupMTASTS discovers domain's policy: the _mta-sts.DOMAIN TXT record,
 // then https://mta-sts.DOMAIN/.well-known/mta-sts.txt, all within ctx's
 // deadline. The policy host's addresses come from opts.Resolver, each
@@ -370,7 +403,7 @@ func fetchMTASTSPolicy(ctx context.Context, domain string, opts MTASTSOptions, r
 			break
 		}
 		if err := opts.CheckAddr(host, a); err != nil {
-			return nil, fmt.Errorf("mta-sts policy host %s (%s): %w", host, a, err)
+			return nil, fmt.Errorf("%w: %s (%s): %w", ErrMTASTSRefused, host, a, err)
 		}
 	}
 	port := "443"

@@ -237,7 +237,7 @@ func TestLookupMTASTS(t *testing.T) {
 		{name: "address refused, nothing dialled", resolver: good, handler: policyHandler(enforcePolicy),
 			check: func(host string, addr netip.Addr) error {
 				return fmt.Errorf("%s (%s) is not allowed", host, addr)
-			}, wantErr: "is not allowed", wantConns: 0},
+			}, wantErr: "is not allowed", wantIs: ErrMTASTSRefused, wantConns: 0},
 		{name: "a server that never answers costs the deadline", resolver: good, timeout: 500 * time.Millisecond,
 			handler: func(_ http.ResponseWriter, r *http.Request) { <-r.Context().Done() }, wantIs: context.DeadlineExceeded, wantConns: -1},
 	} {
@@ -329,4 +329,43 @@ func FuzzParseMTASTSRecord(f *testing.F) {
 			t.Fatalf("%q gave %+v", s, rec)
 		}
 	})
+}
+
+func TestMTASTSFailure(t *testing.T) {
+	hook := errors.New("10.0.0.1 is denied")
+	for _, tc := range []struct {
+		name       string
+		err        error
+		wantReason Reason // empty: no failure
+	}{
+		{"no error", nil, ""},
+		{"no policy", fmt.Errorf("%w (0 records)", ErrNoMTASTS), ""},
+		{"deadline", fmt.Errorf("mta-sts policy fetch: %w", context.DeadlineExceeded), ReasonTimeout},
+		{"refused", fmt.Errorf("%w: mta-sts.example.test (10.0.0.1): %w", ErrMTASTSRefused, hook), ReasonPolicy},
+		{"broken policy", errors.New("mta-sts policy: no max_age"), ReasonMTASTS},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := MTASTSFailure(tc.err)
+			if tc.wantReason == "" {
+				if f != nil {
+					t.Fatalf("failure %v, want none", f)
+				}
+				return
+			}
+			if f == nil || f.Phase != PhaseMTASTS || f.Reason != tc.wantReason || !errors.Is(f, tc.err) {
+				t.Fatalf("failure %v, want phase mta_sts reason %s", f, tc.wantReason)
+			}
+		})
+	}
+	p := &MTASTSPolicy{Mode: MTASTSEnforce, MX: []string{"mx.example.test"}, MaxAge: 1}
+	if f := p.CheckMXFailure("other.example.test", true); f == nil || f.Phase != PhaseMTASTS || f.Reason != ReasonMTASTS {
+		t.Errorf("enforce, unlisted mx: %v", f)
+	}
+	if f := p.CheckMXFailure("mx.example.test", true); f != nil {
+		t.Errorf("enforce, listed mx: %v", f)
+	}
+	p.Mode = MTASTSTesting
+	if f := p.CheckMXFailure("other.example.test", false); f != nil {
+		t.Errorf("testing mode failed the probe: %v", f)
+	}
 }
