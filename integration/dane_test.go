@@ -201,15 +201,23 @@ func TestDANELab(t *testing.T) {
 				if base := cmp.Or(tc.wantBase, tc.host); res.BaseDomain != base {
 					t.Errorf("TLSA base domain %s, want %s", res.BaseDomain, base)
 				}
-				d := &smtp.DANEResult{TLSA: res}
+				d, failure := smtp.NewDANEResult(res, nil)
+				if failure != nil {
+					t.Fatal(failure)
+				}
+				failure = d.CheckTLS(smtp.PhaseStartTLS, certsOf(t, tc.srv))
 				if !res.Applies() {
-					if _, present := d.Verified(); present {
-						t.Error("probe_smtp_dane_verified present where DANE does not apply")
+					if _, present := d.Verified(); present || failure != nil || d.CheckNoTLS() != nil {
+						t.Errorf("DANE does not apply, yet verified is present or the probe fails (%v)", failure)
 					}
 					return // reported, not a failure: nothing to verify
 				}
-				d.Checked = true
-				d.Match, d.VerifyErr = res.Verify(certsOf(t, tc.srv))
+				if (failure == nil) != tc.wantMatch || (failure != nil && (failure.Reason != smtp.ReasonDANE || failure.Phase != smtp.PhaseStartTLS)) {
+					t.Errorf("failure %v, want none: %t (else phase starttls, reason dane)", failure, tc.wantMatch)
+				}
+				if f := (&smtp.DANEResult{TLSA: res}).CheckNoTLS(); f == nil || f.Reason != smtp.ReasonDANE {
+					t.Errorf("without STARTTLS: %v, want reason dane", f)
+				}
 				verified, present := d.Verified()
 				if !present || verified != tc.wantMatch {
 					t.Fatalf("verified %t (present %t), want %t: %v", verified, present, tc.wantMatch, d.VerifyErr)
@@ -254,9 +262,12 @@ func TestDANELab(t *testing.T) {
 				if p.Matches(tc.mx) != tc.matched {
 					t.Errorf("Matches(%s) = %t, want %t", tc.mx, !tc.matched, tc.matched)
 				}
-				err = p.CheckMX(tc.mx, true)
-				if (err == nil) != tc.matched || !p.Enforced() {
-					t.Errorf("CheckMX(%s) = %v, enforced %t", tc.mx, err, p.Enforced())
+				f := p.CheckMXFailure(tc.mx, true)
+				if (f == nil) != tc.matched || (f != nil && (f.Phase != smtp.PhaseMTASTS || f.Reason != smtp.ReasonMTASTS)) {
+					t.Errorf("CheckMXFailure(%s) = %v, want a failure (mta_sts, mta_sts): %t", tc.mx, f, !tc.matched)
+				}
+				if f := p.CheckMXFailure(tc.mx, false); f == nil {
+					t.Errorf("an enforce policy accepted %s with a certificate that does not validate", tc.mx)
 				}
 			})
 		}
