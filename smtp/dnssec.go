@@ -77,7 +77,7 @@ func queryDNSSEC(ctx context.Context, resolver, name string, qtype uint16) (*dns
 	q.SetQuestion(dns.Fqdn(name), qtype)
 	q.RecursionDesired = true
 	q.AuthenticatedData = true
-	q.SetEdns0(dns.DefaultMsgSize, true)
+	q.SetEdns0(1232, true) // the DNS flag day 2020 size: no IP fragments
 	resp, err := exchange(ctx, "udp", addr, q)
 	if err == nil && resp.Truncated {
 		resp, err = exchange(ctx, "tcp", addr, q)
