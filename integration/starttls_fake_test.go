@@ -74,7 +74,7 @@ func startSTARTTLS(t *testing.T, name string, cfg *tls.Config) *starttlsServer {
 // STARTTLS, EHLO again, then 250 to anything but QUIT.
 func (s *starttlsServer) session(c net.Conn, name string, cfg *tls.Config) error {
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	var conn net.Conn = c
+	conn := net.Conn(c)
 	r := bufio.NewReader(conn)
 	say := func(lines ...string) error {
 		_, err := conn.Write([]byte(strings.Join(lines, "\r\n") + "\r\n"))

@@ -142,17 +142,17 @@ func answersOf[T dns.RR](m *dns.Msg) []T {
 	return out
 }
 
-// lookupTXT returns the TXT records at name, each one's strings joined, and
-// whether the answer was authenticated. A name that does not exist, or has
-// no TXT record, gives no records and no error.
-func lookupTXT(ctx context.Context, resolver, name string) ([]string, bool, error) {
+// lookupTXT returns the TXT records at name, each one's strings joined. A
+// name that does not exist, or has no TXT record, gives no records and no
+// error.
+func lookupTXT(ctx context.Context, resolver, name string) ([]string, error) {
 	a, err := queryDNSSEC(ctx, resolver, name, dns.TypeTXT)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	var out []string
 	for _, t := range answersOf[*dns.TXT](a.Msg) {
 		out = append(out, strings.Join(t.Txt, ""))
 	}
-	return out, a.Authenticated, nil
+	return out, nil
 }

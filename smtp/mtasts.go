@@ -107,10 +107,19 @@ func isSTSKey(s string) bool {
 	return true
 }
 
+// isHostByte accepts what a lower-case host name label holds.
+func isHostByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+}
+
+func isAlnumByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
 func isAlnum(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+		if !isAlnumByte(c) {
 			return false
 		}
 	}
@@ -230,7 +239,7 @@ func validMXPattern(p string) bool {
 		}
 		for i := 0; i < len(label); i++ {
 			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			if !isHostByte(c) {
 				return false
 			}
 		}
@@ -362,7 +371,7 @@ func LookupMTASTS(ctx context.Context, domain string, opts MTASTSOptions) (*MTAS
 	res := &MTASTSResult{}
 	defer func() { res.Duration = time.Since(start) }()
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
-	txts, _, err := lookupTXT(ctx, opts.Resolver, "_mta-sts."+domain)
+	txts, err := lookupTXT(ctx, opts.Resolver, "_mta-sts."+domain)
 	if err != nil {
 		return res, fmt.Errorf("mta-sts record: %w", err)
 	}
@@ -457,7 +466,7 @@ func fetchMTASTSPolicy(ctx context.Context, domain string, opts MTASTSOptions, r
 	if err != nil {
 		return nil, fmt.Errorf("mta-sts policy fetch: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("mta-sts policy fetch: %s answered %s (redirects are not followed)", res.PolicyURL, resp.Status)
 	}

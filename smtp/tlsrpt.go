@@ -113,7 +113,7 @@ type TLSRPTResult struct {
 // TLSRPTResult.
 func LookupTLSRPT(ctx context.Context, resolver, domain string) (*TLSRPTResult, error) {
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
-	txts, _, err := lookupTXT(ctx, resolver, "_smtp._tls."+domain)
+	txts, err := lookupTXT(ctx, resolver, "_smtp._tls."+domain)
 	if err != nil {
 		return &TLSRPTResult{}, fmt.Errorf("tls-rpt record: %w", err)
 	}

@@ -389,9 +389,9 @@ func freePort(ip netip.Addr) (int, error) {
 		}
 		port := pc.LocalAddr().(*net.UDPAddr).Port
 		ln, err := net.Listen("tcp4", net.JoinHostPort(ip.String(), strconv.Itoa(port)))
-		pc.Close()
+		_ = pc.Close()
 		if err == nil {
-			ln.Close()
+			_ = ln.Close()
 			return port, nil
 		}
 	}
