@@ -121,9 +121,17 @@ func startDANELab(t *testing.T) *daneLab {
 			// alias's own TLSA records apply (RFC 7672 2.2.2).
 			"mx-unsigned-addr CNAME mx.plain.test.",
 			fmt.Sprintf("_%d._tcp.mx-unsigned-addr %s", l.plain.Port, tlsa(t, l.plPKI.Leaf, smtp.TLSAUsageDANEEE)),
+			// The TA's chain, but a name its leaf is not issued to.
+			"mx-ta-wrongname A 127.0.0.1",
+			fmt.Sprintf("_%d._tcp.mx-ta-wrongname %s", l.ta.Port, tlsa(t, l.taPKI.CA, smtp.TLSAUsageDANETA)),
+			"mx-bogus A 127.0.0.1",
 			`_mta-sts TXT "v=STSv1; id=lab1;"`,
 			"mta-sts A " + httpsIP.String(),
 			`_smtp._tls TXT "v=TLSRPTv1; rua=mailto:tlsrpt@dane.test"`,
+		}, Bogus: []string{
+			// Unsigned data in the signed zone: the validator refuses it,
+			// although it names the right key.
+			fmt.Sprintf("_%d._tcp.mx-bogus %s", l.ee.Port, tlsa(t, l.eePKI.Leaf, smtp.TLSAUsageDANEEE)),
 		}},
 		{Name: "plain.test", Records: []string{
 			"@ MX 10 mx.plain.test.",
@@ -179,6 +187,7 @@ func TestDANELab(t *testing.T) {
 			{name: "DANE-EE matches", host: "mx-ee.dane.test", srv: l.ee, auth: true, usable: 1, wantMatch: true},
 			{name: "DANE-TA matches", host: "mx-ta.dane.test", srv: l.ta, auth: true, usable: 1, wantMatch: true, wantDepth: 1},
 			{name: "DANE-EE of another key fails", host: "mx-bad.dane.test", srv: l.bad, auth: true, usable: 1},
+			{name: "DANE-TA for a name the leaf does not have fails", host: "mx-ta-wrongname.dane.test", srv: l.ta, auth: true, usable: 1},
 			{name: "an alias uses its target's records", host: "mx-alias.dane.test", srv: l.ee, auth: true, usable: 1,
 				wantMatch: true, wantBase: "mx-ee.dane.test"},
 			{name: "a secure alias to an unsigned zone uses its own records", host: "mx-unsigned-addr.dane.test", srv: l.plain,
@@ -229,6 +238,16 @@ func TestDANELab(t *testing.T) {
 					t.Errorf("error %v does not wrap ErrDANEMismatch", d.VerifyErr)
 				}
 			})
+		}
+	})
+
+	t.Run("bogus TLSA records fail the probe", func(t *testing.T) {
+		res, err := smtp.LookupTLSA(ctx, l.dns.Resolver, "mx-bogus.dane.test", l.ee.Port)
+		if !errors.Is(err, smtp.ErrDNSServFail) {
+			t.Fatalf("err = %v, want SERVFAIL", err)
+		}
+		if _, failure := smtp.NewDANEResult(res, err); failure == nil || failure.Reason != smtp.ReasonDANE || failure.Phase != smtp.PhaseResolve {
+			t.Errorf("failure %v, want phase resolve, reason dane", failure)
 		}
 	})
 
@@ -337,6 +356,9 @@ func (l *daneLab) judgeWithPosttlsFinger(t *testing.T) {
 		{"mx-alias.dane.test", l.ee, []string{"Matched DANE EE certificate at depth 0: " + strings.ToUpper(eeRec.String()),
 			"Verified TLS connection established"}, ""},
 		{"mx-bad.dane.test", l.bad, []string{"no matching DANE TLSA records", "Untrusted TLS connection established"}, "Verified"},
+		{"mx-ta-wrongname.dane.test", l.ta, []string{"hostname mismatch", "Untrusted TLS connection established"}, "Verified"},
+		// Bogus TLSA records: Postfix does not even connect (it defers).
+		{"mx-bogus.dane.test", l.ee, []string{"TLSA lookup error for mx-bogus.dane.test"}, "TLS connection established"},
 		{"mx-unsigned-addr.dane.test", l.plain, []string{"Matched DANE EE certificate at depth 0: " + strings.ToUpper(plRec.String()),
 			"Verified TLS connection established"}, ""},
 		// Unsigned: the TLSA record is not trusted, so DANE does not apply.
@@ -362,17 +384,13 @@ func (l *daneLab) judgeWithPosttlsFinger(t *testing.T) {
 			if t.Failed() {
 				t.Logf("posttls-finger output:\n%s", out)
 			} else {
-				t.Logf("posttls-finger %s: %s", target, firstLineWith(string(out), "TLS connection established"))
+				t.Logf("posttls-finger %s: %s", target, lastLine(string(out)))
 			}
 		})
 	}
 }
 
-func firstLineWith(s, sub string) string {
-	for _, line := range strings.Split(s, "\n") {
-		if strings.Contains(line, sub) {
-			return strings.TrimSpace(line)
-		}
-	}
-	return ""
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }

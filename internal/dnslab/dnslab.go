@@ -77,6 +77,10 @@ type Zone struct {
 	// "mx A 127.0.0.1", "_25._tcp.mx TLSA 3 1 1 ab12...". The SOA, the NS
 	// record and the name server's address are added.
 	Records []string
+	// Bogus are records appended to a signed zone after signing: without
+	// signatures, they are bogus data, which a validating resolver refuses
+	// (SERVFAIL).
+	Bogus []string
 }
 
 // Config describes a lab.
@@ -155,6 +159,9 @@ func (l *Lab) writeZone(z Zone) error {
 		return err
 	}
 	if !z.Signed {
+		if len(z.Bogus) > 0 {
+			return errors.New("bogus records need a signed zone")
+		}
 		return nil
 	}
 	ksk, err := l.run("ldns-keygen", "-a", "ECDSAP256SHA256", "-k", z.Name)
@@ -172,6 +179,23 @@ func (l *Lab) writeZone(z Zone) error {
 		"-e", now.Add(7*24*time.Hour).Format("20060102150405"), "-o", z.Name, "-f", path+".signed",
 		path, strings.TrimSpace(ksk), strings.TrimSpace(zsk)); err != nil {
 		return err
+	}
+	if len(z.Bogus) > 0 {
+		f, err := os.OpenFile(path+".signed", os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		for _, r := range z.Bogus {
+			if strings.ContainsAny(r, "\n\r") {
+				f.Close()
+				return fmt.Errorf("record %q spans lines", r)
+			}
+			// The signed file has absolute owner names: make them so.
+			fmt.Fprintf(f, "$ORIGIN %s\n%s\n", z.Name, r)
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
 	}
 	ds, err := os.ReadFile(filepath.Join(l.Dir, strings.TrimSpace(ksk)+".ds"))
 	if err != nil {
@@ -306,6 +330,8 @@ func (l *Lab) startUnbound(cfg Config) error {
   outgoing-range: 64
   num-queries-per-thread: 32
   do-not-query-localhost: no
+  # bogus records must reach the validator, not be denied from cached NSEC
+  aggressive-nsec: no
   module-config: "validator iterator"
   access-control: 127.0.0.0/8 allow
   local-zone: "test." nodefault

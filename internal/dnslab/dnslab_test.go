@@ -16,7 +16,8 @@ func TestLab(t *testing.T) {
 	var pids []int
 	t.Run("lab", func(t *testing.T) {
 		lab := Start(t, Config{Zones: []Zone{
-			{Name: "signed.test", Signed: true, Records: []string{"www A 127.0.0.2", "txt TXT \"hello\""}},
+			{Name: "signed.test", Signed: true, Records: []string{"www A 127.0.0.2", "txt TXT \"hello\""},
+				Bogus: []string{"forged A 127.0.0.9"}},
 			{Name: "plain.test.", Records: []string{"www A 127.0.0.3"}},
 		}})
 		for _, tc := range []struct {
@@ -30,6 +31,7 @@ func TestLab(t *testing.T) {
 			{"txt.signed.test.", dns.TypeTXT, dns.RcodeSuccess, true, true},
 			{"nothing.signed.test.", dns.TypeA, dns.RcodeNameError, true, false},
 			{"www.signed.test.", dns.TypeAAAA, dns.RcodeSuccess, true, false},
+			{"forged.signed.test.", dns.TypeA, dns.RcodeServerFailure, false, false},
 			{"www.plain.test.", dns.TypeA, dns.RcodeSuccess, false, true},
 			{"nothing.plain.test.", dns.TypeA, dns.RcodeNameError, false, false},
 		} {
