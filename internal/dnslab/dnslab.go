@@ -187,7 +187,7 @@ func (l *Lab) writeZone(z Zone) error {
 		}
 		for _, r := range z.Bogus {
 			if strings.ContainsAny(r, "\n\r") {
-				f.Close()
+				_ = f.Close()
 				return fmt.Errorf("record %q spans lines", r)
 			}
 			// The signed file has absolute owner names: make them so.
