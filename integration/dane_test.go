@@ -48,6 +48,22 @@ func randomLoopback(t *testing.T) netip.Addr {
 	return netip.AddrFrom4([4]byte{127, 1 + b[0]%250, b[1], 1 + b[2]%250})
 }
 
+// port53Free reports whether port 53 of ip can be bound for UDP and TCP:
+// as root, unless a resolver of the machine listens on every address.
+func port53Free(ip netip.Addr) bool {
+	addr := net.JoinHostPort(ip.String(), "53")
+	pc, err := net.ListenPacket("udp4", addr)
+	if err != nil {
+		return false
+	}
+	defer pc.Close()
+	ln, err := net.Listen("tcp4", addr)
+	if err != nil {
+		return false
+	}
+	return ln.Close() == nil
+}
+
 func tlsa(t *testing.T, cert *x509.Certificate, usage uint8) string {
 	t.Helper()
 	r, err := smtp.TLSAFor(cert, usage, smtp.TLSASelectorSPKI, smtp.TLSAMatchSHA256)
@@ -57,9 +73,9 @@ func tlsa(t *testing.T, cert *x509.Certificate, usage uint8) string {
 	return "TLSA " + r.String()
 }
 
-// startDANELab builds the world; as root the resolver listens on port 53 of
-// a random 127/8 address (what /etc/resolv.conf can name, for
-// posttls-finger), else on a free port of 127.0.0.1.
+// startDANELab builds the world; where it can (as root) the resolver
+// listens on port 53 of a random 127/8 address (what /etc/resolv.conf can
+// name, for posttls-finger), else on a free port of 127.0.0.1.
 func startDANELab(t *testing.T) *daneLab {
 	t.Helper()
 	dnslab.Require(t)
@@ -141,8 +157,8 @@ func startDANELab(t *testing.T) *daneLab {
 			"mta-sts A " + httpsIP.String(),
 		}},
 	}}
-	if os.Geteuid() == 0 {
-		cfg.ResolverIP, cfg.ResolverPort = randomLoopback(t), 53
+	if ip := randomLoopback(t); port53Free(ip) {
+		cfg.ResolverIP, cfg.ResolverPort = ip, 53
 		l.resolverOn53 = true
 	}
 	l.dns = dnslab.Start(t, cfg)
@@ -330,7 +346,7 @@ func TestDANELab(t *testing.T) {
 func (l *daneLab) judgeWithPosttlsFinger(t *testing.T) {
 	_, err := os.Stat("/usr/sbin/posttls-finger")
 	testenv.Require(t, err == nil, "posttls-finger (package postfix) is not installed")
-	testenv.Require(t, l.resolverOn53, "posttls-finger needs the lab's resolver on port 53 (root)")
+	testenv.Require(t, l.resolverOn53, "posttls-finger needs the lab's resolver on port 53 of a 127/8 address (root, and no resolver of the machine on *:53)")
 	unshare, err := exec.LookPath("unshare")
 	testenv.Require(t, err == nil, "unshare (util-linux) is not installed")
 	dir := t.TempDir()
