@@ -336,7 +336,7 @@ func VerifyDANE(records []TLSARecord, chain []*x509.Certificate, names []string)
 					continue
 				}
 				if err := verifyToAnchor(chain, depth, names); err != nil {
-					taErrs = append(taErrs, fmt.Errorf("DANE-TA %s matches certificate %d (%s): %w", r, depth, c.Subject, err))
+					taErrs = append(taErrs, fmt.Errorf("DANE-TA %s matches certificate %d (%q): %w", r, depth, c.Subject.String(), err))
 					continue
 				}
 				return &DANEMatch{Record: r, Depth: depth}, nil
@@ -349,8 +349,8 @@ func VerifyDANE(records []TLSARecord, chain []*x509.Certificate, names []string)
 	if len(taErrs) > 0 {
 		return nil, fmt.Errorf("%w: %w", ErrDANEMismatch, errors.Join(taErrs...))
 	}
-	return nil, fmt.Errorf("%w: %d usable records, leaf %s (SPKI sha256 %x)",
-		ErrDANEMismatch, usable, leaf.Subject, sha256.Sum256(leaf.RawSubjectPublicKeyInfo))
+	return nil, fmt.Errorf("%w: %d usable records, leaf %q (SPKI sha256 %x)",
+		ErrDANEMismatch, usable, leaf.Subject.String(), sha256.Sum256(leaf.RawSubjectPublicKeyInfo))
 }
 
 // verifyToAnchor checks that chain[0] chains up to chain[depth], taken as a

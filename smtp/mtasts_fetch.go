@@ -166,7 +166,7 @@ func fetchMTASTSPolicy(ctx context.Context, domain string, opts MTASTSOptions, r
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("mta-sts policy fetch: %s answered %s (redirects are not followed)", res.PolicyURL, resp.Status)
+		return nil, fmt.Errorf("mta-sts policy fetch: %s answered %q (redirects are not followed)", res.PolicyURL, resp.Status)
 	}
 	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || mt != "text/plain" {
 		return nil, fmt.Errorf("mta-sts policy fetch: content type %q is not text/plain", resp.Header.Get("Content-Type"))
