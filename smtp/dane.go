@@ -347,7 +347,11 @@ func VerifyDANE(records []TLSARecord, chain []*x509.Certificate, names []string)
 		return nil, fmt.Errorf("%w: none of the %d records is usable", ErrDANEMismatch, len(records))
 	}
 	if len(taErrs) > 0 {
-		return nil, fmt.Errorf("%w: %w", ErrDANEMismatch, errors.Join(taErrs...))
+		msgs := make([]string, len(taErrs))
+		for i, e := range taErrs {
+			msgs[i] = e.Error()
+		}
+		return nil, fmt.Errorf("%w: %s", ErrDANEMismatch, strings.Join(msgs, "; ")) // one line
 	}
 	return nil, fmt.Errorf("%w: %d usable records, leaf %q (SPKI sha256 %x)",
 		ErrDANEMismatch, usable, leaf.Subject.String(), sha256.Sum256(leaf.RawSubjectPublicKeyInfo))
