@@ -1,0 +1,412 @@
+package integration
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smtp-exporter/smtp_exporter/internal/dnslab"
+	"github.com/smtp-exporter/smtp_exporter/internal/testenv"
+	"github.com/smtp-exporter/smtp_exporter/internal/testpki"
+	"github.com/smtp-exporter/smtp_exporter/smtp"
+)
+
+// daneLab is the world of the DANE, MTA-STS and TLS-RPT tests: a signed
+// zone dane.test and an unsigned zone plain.test served by NSD, unbound
+// validating them, STARTTLS servers whose certificates match a DANE-EE
+// record, chain to a DANE-TA record, or match nothing, and an HTTPS server
+// with the MTA-STS policies of both zones.
+type daneLab struct {
+	dns                         *dnslab.Lab
+	ee, ta, bad, none, plain    *starttlsServer
+	eePKI, taPKI, badPKI, plPKI *testpki.PKI
+	policyPKI                   *testpki.PKI
+	resolverOn53                bool
+}
+
+// randomLoopback returns a random address in 127/8 (all of it is loopback
+// on Linux), so tests of several workers on fixed ports do not collide.
+func randomLoopback(t *testing.T) netip.Addr {
+	t.Helper()
+	var b [3]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	return netip.AddrFrom4([4]byte{127, 1 + b[0]%250, b[1], 1 + b[2]%250})
+}
+
+// port53Free reports whether port 53 of ip can be bound for UDP and TCP:
+// as root, unless a resolver of the machine listens on every address.
+func port53Free(ip netip.Addr) bool {
+	addr := net.JoinHostPort(ip.String(), "53")
+	pc, err := net.ListenPacket("udp4", addr)
+	if err != nil {
+		return false
+	}
+	defer pc.Close()
+	ln, err := net.Listen("tcp4", addr)
+	if err != nil {
+		return false
+	}
+	return ln.Close() == nil
+}
+
+func tlsa(t *testing.T, cert *x509.Certificate, usage uint8) string {
+	t.Helper()
+	r, err := smtp.TLSAFor(cert, usage, smtp.TLSASelectorSPKI, smtp.TLSAMatchSHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "TLSA " + r.String()
+}
+
+// startDANELab builds the world; where it can (as root) the resolver
+// listens on port 53 of a random 127/8 address (what /etc/resolv.conf can
+// name, for posttls-finger), else on a free port of 127.0.0.1.
+func startDANELab(t *testing.T) *daneLab {
+	t.Helper()
+	dnslab.Require(t)
+	l := &daneLab{
+		eePKI:  testpki.Valid(t, "mx-ee.dane.test"),
+		taPKI:  testpki.Valid(t, "mx-ta.dane.test"),
+		badPKI: testpki.Valid(t, "mx-bad.dane.test"),
+		plPKI:  testpki.Valid(t, "mx.plain.test"),
+	}
+	other := testpki.Valid(t, "mx-bad.dane.test") // the key mx-bad's TLSA names
+	l.ee = startSTARTTLS(t, "mx-ee.dane.test", l.eePKI.Server)
+	l.ta = startSTARTTLS(t, "mx-ta.dane.test", l.taPKI.Server)
+	l.bad = startSTARTTLS(t, "mx-bad.dane.test", l.badPKI.Server)
+	l.none = startSTARTTLS(t, "mx-none.dane.test", l.eePKI.Server)
+	l.plain = startSTARTTLS(t, "mx.plain.test", l.plPKI.Server)
+
+	// The MTA-STS policy server: port 443 of a random 127/8 address.
+	httpsIP := randomLoopback(t)
+	l.policyPKI = testpki.Valid(t, "mta-sts.dane.test", "mta-sts.plain.test")
+	ln, err := net.Listen("tcp4", net.JoinHostPort(httpsIP.String(), "443"))
+	testenv.Require(t, err == nil, "the MTA-STS policy server needs port 443 of a 127/8 address (root): %v", err)
+	policies := map[string]string{
+		"mta-sts.dane.test":  "version: STSv1\r\nmode: enforce\r\nmx: mx-ee.dane.test\r\nmx: *.mx.dane.test\r\nmax_age: 86400\r\n",
+		"mta-sts.plain.test": "version: STSv1\r\nmode: enforce\r\nmx: mx.elsewhere.test\r\nmax_age: 604800\r\n",
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p, ok := policies[r.Host]
+			if !ok || r.URL.Path != "/.well-known/mta-sts.txt" {
+				http.NotFound(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "text/plain")
+			fmt.Fprint(w, p)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Serve(tls.NewListener(ln, l.policyPKI.Server)) }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-srvDone
+	})
+
+	cfg := dnslab.Config{Zones: []dnslab.Zone{
+		{Name: "dane.test", Signed: true, Records: []string{
+			"@ MX 10 mx-ee.dane.test.",
+			"@ MX 20 mx-ta.dane.test.",
+			"mx-ee A 127.0.0.1",
+			fmt.Sprintf("_%d._tcp.mx-ee %s", l.ee.Port, tlsa(t, l.eePKI.Leaf, smtp.TLSAUsageDANEEE)),
+			"mx-ta A 127.0.0.1",
+			fmt.Sprintf("_%d._tcp.mx-ta %s", l.ta.Port, tlsa(t, l.taPKI.CA, smtp.TLSAUsageDANETA)),
+			"mx-bad A 127.0.0.1",
+			fmt.Sprintf("_%d._tcp.mx-bad %s", l.bad.Port, tlsa(t, other.Leaf, smtp.TLSAUsageDANEEE)),
+			"mx-none A 127.0.0.1",
+			// An alias: the TLSA base domain is its target (RFC 7672 2.2.2).
+			"mx-alias CNAME mx-ee",
+			// A secure alias whose address is in an unsigned zone: the
+			// alias's own TLSA records apply (RFC 7672 2.2.2).
+			"mx-unsigned-addr CNAME mx.plain.test.",
+			fmt.Sprintf("_%d._tcp.mx-unsigned-addr %s", l.plain.Port, tlsa(t, l.plPKI.Leaf, smtp.TLSAUsageDANEEE)),
+			// The TA's chain, but a name its leaf is not issued to.
+			"mx-ta-wrongname A 127.0.0.1",
+			fmt.Sprintf("_%d._tcp.mx-ta-wrongname %s", l.ta.Port, tlsa(t, l.taPKI.CA, smtp.TLSAUsageDANETA)),
+			"mx-bogus A 127.0.0.1",
+			`_mta-sts TXT "v=STSv1; id=lab1;"`,
+			"mta-sts A " + httpsIP.String(),
+			`_smtp._tls TXT "v=TLSRPTv1; rua=mailto:tlsrpt@dane.test"`,
+		}, Bogus: []string{
+			// Unsigned data in the signed zone: the validator refuses it,
+			// although it names the right key.
+			fmt.Sprintf("_%d._tcp.mx-bogus %s", l.ee.Port, tlsa(t, l.eePKI.Leaf, smtp.TLSAUsageDANEEE)),
+		}},
+		{Name: "plain.test", Records: []string{
+			"@ MX 10 mx.plain.test.",
+			"mx A 127.0.0.1",
+			fmt.Sprintf("_%d._tcp.mx %s", l.plain.Port, tlsa(t, l.plPKI.Leaf, smtp.TLSAUsageDANEEE)),
+			`_mta-sts TXT "v=STSv1; id=lab2"`,
+			"mta-sts A " + httpsIP.String(),
+		}},
+	}}
+	if ip := randomLoopback(t); port53Free(ip) {
+		cfg.ResolverIP, cfg.ResolverPort = ip, 53
+		l.resolverOn53 = true
+	}
+	l.dns = dnslab.Start(t, cfg)
+	return l
+}
+
+// certsOf probes host's STARTTLS server with the exporter's own dialog,
+// accepting any certificate, and returns the chain it presented.
+func certsOf(t *testing.T, s *starttlsServer) []*x509.Certificate {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := smtp.Probe(ctx, "127.0.0.1", s.Port, &smtp.Options{
+		HeloName:  "probe.test",
+		TLS:       smtp.TLSStartTLS,
+		TLSConfig: &tls.Config{InsecureSkipVerify: true},
+	})
+	if err != nil || res.TLS == nil || len(res.TLS.PeerCertificates) == 0 {
+		t.Fatalf("probing %s: %v (tls %+v)", s.addr(), err, res.TLS)
+	}
+	return res.TLS.PeerCertificates
+}
+
+func TestDANELab(t *testing.T) {
+	start := time.Now()
+	l := startDANELab(t)
+	t.Logf("lab up in %s (resolver %s)", time.Since(start).Round(time.Millisecond), l.dns.Resolver)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	t.Run("dane", func(t *testing.T) {
+		for _, tc := range []struct {
+			name         string
+			host         string
+			srv          *starttlsServer
+			auth, denied bool
+			usable       int
+			wantMatch    bool
+			wantDepth    int
+			wantBase     string
+		}{
+			{name: "DANE-EE matches", host: "mx-ee.dane.test", srv: l.ee, auth: true, usable: 1, wantMatch: true},
+			{name: "DANE-TA matches", host: "mx-ta.dane.test", srv: l.ta, auth: true, usable: 1, wantMatch: true, wantDepth: 1},
+			{name: "DANE-EE of another key fails", host: "mx-bad.dane.test", srv: l.bad, auth: true, usable: 1},
+			{name: "DANE-TA for a name the leaf does not have fails", host: "mx-ta-wrongname.dane.test", srv: l.ta, auth: true, usable: 1},
+			{name: "an alias uses its target's records", host: "mx-alias.dane.test", srv: l.ee, auth: true, usable: 1,
+				wantMatch: true, wantBase: "mx-ee.dane.test"},
+			{name: "a secure alias to an unsigned zone uses its own records", host: "mx-unsigned-addr.dane.test", srv: l.plain,
+				auth: true, usable: 1, wantMatch: true},
+			{name: "no TLSA in a signed zone: authenticated denial", host: "mx-none.dane.test", srv: l.none, auth: true, denied: true},
+			{name: "unsigned zone: not authenticated", host: "mx.plain.test", srv: l.plain, usable: 1},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				res, err := smtp.LookupTLSA(ctx, l.dns.Resolver, tc.host, tc.srv.Port)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Every host of the signed zone has an authenticated address.
+				if res.Authenticated != tc.auth || res.Denied != tc.denied || len(res.Usable()) != tc.usable ||
+					res.HostAuthenticated != tc.auth {
+					t.Fatalf("%s: authenticated %t (address %t) denied %t usable %d; want %t (%t) %t %d",
+						res.Name, res.Authenticated, res.HostAuthenticated, res.Denied, len(res.Usable()),
+						tc.auth, tc.auth, tc.denied, tc.usable)
+				}
+				if base := cmp.Or(tc.wantBase, tc.host); res.BaseDomain != base {
+					t.Errorf("TLSA base domain %s, want %s", res.BaseDomain, base)
+				}
+				d, failure := smtp.NewDANEResult(res, nil)
+				if failure != nil {
+					t.Fatal(failure)
+				}
+				failure = d.CheckTLS(smtp.PhaseStartTLS, certsOf(t, tc.srv))
+				if !res.Applies() {
+					if _, present := d.Verified(); present || failure != nil || d.CheckNoTLS() != nil {
+						t.Errorf("DANE does not apply, yet verified is present or the probe fails (%v)", failure)
+					}
+					return // reported, not a failure: nothing to verify
+				}
+				if (failure == nil) != tc.wantMatch || (failure != nil && (failure.Reason != smtp.ReasonDANE || failure.Phase != smtp.PhaseStartTLS)) {
+					t.Errorf("failure %v, want none: %t (else phase starttls, reason dane)", failure, tc.wantMatch)
+				}
+				if f := (&smtp.DANEResult{TLSA: res}).CheckNoTLS(); f == nil || f.Reason != smtp.ReasonDANE {
+					t.Errorf("without STARTTLS: %v, want reason dane", f)
+				}
+				verified, present := d.Verified()
+				if !present || verified != tc.wantMatch {
+					t.Fatalf("verified %t (present %t), want %t: %v", verified, present, tc.wantMatch, d.VerifyErr)
+				}
+				if tc.wantMatch && d.Match.Depth != tc.wantDepth {
+					t.Errorf("matched at depth %d, want %d", d.Match.Depth, tc.wantDepth)
+				}
+				if !tc.wantMatch && !errors.Is(d.VerifyErr, smtp.ErrDANEMismatch) {
+					t.Errorf("error %v does not wrap ErrDANEMismatch", d.VerifyErr)
+				}
+			})
+		}
+	})
+
+	t.Run("bogus TLSA records fail the probe", func(t *testing.T) {
+		res, err := smtp.LookupTLSA(ctx, l.dns.Resolver, "mx-bogus.dane.test", l.ee.Port)
+		if !errors.Is(err, smtp.ErrDNSServFail) {
+			t.Fatalf("err = %v, want SERVFAIL", err)
+		}
+		if _, failure := smtp.NewDANEResult(res, err); failure == nil || failure.Reason != smtp.ReasonDANE || failure.Phase != smtp.PhaseResolve {
+			t.Errorf("failure %v, want phase resolve, reason dane", failure)
+		}
+	})
+
+	t.Run("mta-sts", func(t *testing.T) {
+		opts := smtp.MTASTSOptions{Resolver: l.dns.Resolver, TLSConfig: &tls.Config{RootCAs: l.policyPKI.Pool},
+			CheckAddr: func(host string, addr netip.Addr) error {
+				if !addr.IsLoopback() {
+					return fmt.Errorf("%s resolved to %s, not loopback", host, addr)
+				}
+				return nil
+			}}
+		for _, tc := range []struct {
+			domain, mx, id string
+			maxAge         int64
+			matched        bool
+		}{
+			{domain: "dane.test", mx: "mx-ee.dane.test", id: "lab1", maxAge: 86400, matched: true},
+			{domain: "dane.test", mx: "a.mx.dane.test", id: "lab1", maxAge: 86400, matched: true},
+			{domain: "dane.test", mx: "mx-ta.dane.test", id: "lab1", maxAge: 86400},
+			{domain: "plain.test", mx: "mx.plain.test", id: "lab2", maxAge: 604800},
+		} {
+			t.Run(tc.domain+" "+tc.mx, func(t *testing.T) {
+				res, err := smtp.LookupMTASTS(ctx, tc.domain, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p := res.Policy
+				if res.Record.ID != tc.id || p.Mode != smtp.MTASTSEnforce || p.MaxAge != tc.maxAge || !res.Addr.IsLoopback() {
+					t.Fatalf("record %+v policy %+v from %s", res.Record, p, res.Addr)
+				}
+				if p.Matches(tc.mx) != tc.matched {
+					t.Errorf("Matches(%s) = %t, want %t", tc.mx, !tc.matched, tc.matched)
+				}
+				f := p.CheckMXFailure(tc.mx, true)
+				if (f == nil) != tc.matched || (f != nil && (f.Phase != smtp.PhaseMTASTS || f.Reason != smtp.ReasonMTASTS)) {
+					t.Errorf("CheckMXFailure(%s) = %v, want a failure (mta_sts, mta_sts): %t", tc.mx, f, !tc.matched)
+				}
+				if f := p.CheckMXFailure(tc.mx, false); f == nil {
+					t.Errorf("an enforce policy accepted %s with a certificate that does not validate", tc.mx)
+				}
+			})
+		}
+		t.Run("no policy", func(t *testing.T) {
+			_, err := smtp.LookupMTASTS(ctx, "nothing.dane.test", opts)
+			if !errors.Is(err, smtp.ErrNoMTASTS) {
+				t.Fatalf("err = %v, want ErrNoMTASTS", err)
+			}
+		})
+	})
+
+	t.Run("tls-rpt", func(t *testing.T) {
+		for domain, want := range map[string]bool{"dane.test": true, "plain.test": false} {
+			res, err := smtp.LookupTLSRPT(ctx, l.dns.Resolver, domain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (res.Record != nil) != want {
+				t.Errorf("%s: record %+v (%v), want present %t", domain, res.Record, res.Err, want)
+			}
+		}
+	})
+
+	t.Run("posttls-finger", func(t *testing.T) {
+		l.judgeWithPosttlsFinger(t)
+	})
+	for _, s := range []*starttlsServer{l.ee, l.ta, l.bad, l.none, l.plain} {
+		select {
+		case err := <-s.Errs:
+			t.Errorf("%s: %v", s.addr(), err)
+		default:
+		}
+	}
+}
+
+// judgeWithPosttlsFinger asks Postfix's posttls-finger, an outside DANE
+// implementation, about the same servers. It reads /etc/resolv.conf only,
+// so it runs alone in a private mount namespace (unshare -m) where a
+// bind-mounted resolv.conf names the lab's resolver (port 53 of a 127/8
+// address; the network namespace is shared, so the lab is reachable).
+func (l *daneLab) judgeWithPosttlsFinger(t *testing.T) {
+	_, err := os.Stat("/usr/sbin/posttls-finger")
+	testenv.Require(t, err == nil, "posttls-finger (package postfix) is not installed")
+	testenv.Require(t, l.resolverOn53, "posttls-finger needs the lab's resolver on port 53 of a 127/8 address (root, and no resolver of the machine on *:53)")
+	unshare, err := exec.LookPath("unshare")
+	testenv.Require(t, err == nil, "unshare (util-linux) is not installed")
+	dir := t.TempDir()
+	resolv := filepath.Join(dir, "resolv.conf")
+	host, _, _ := net.SplitHostPort(l.dns.Resolver)
+	write(t, resolv, "nameserver "+host+"\noptions trust-ad\n")
+	// An empty configuration directory: posttls-finger needs a main.cf.
+	write(t, filepath.Join(dir, "main.cf"), "compatibility_level = 3.6\n")
+	eeRec, _ := smtp.TLSAFor(l.eePKI.Leaf, 3, 1, 1)
+	taRec, _ := smtp.TLSAFor(l.taPKI.CA, 2, 1, 1)
+	plRec, _ := smtp.TLSAFor(l.plPKI.Leaf, 3, 1, 1)
+	for _, tc := range []struct {
+		host    string
+		srv     *starttlsServer
+		want    []string
+		notWant string
+	}{
+		{"mx-ee.dane.test", l.ee, []string{"Matched DANE EE certificate at depth 0: " + strings.ToUpper(eeRec.String()),
+			"Verified TLS connection established"}, ""},
+		{"mx-ta.dane.test", l.ta, []string{"matched peername: mx-ta.dane.test",
+			"Matched DANE TA certificate at depth 1: " + strings.ToUpper(taRec.String()),
+			"Verified TLS connection established"}, ""},
+		{"mx-alias.dane.test", l.ee, []string{"Matched DANE EE certificate at depth 0: " + strings.ToUpper(eeRec.String()),
+			"Verified TLS connection established"}, ""},
+		{"mx-bad.dane.test", l.bad, []string{"no matching DANE TLSA records", "Untrusted TLS connection established"}, "Verified"},
+		{"mx-ta-wrongname.dane.test", l.ta, []string{"hostname mismatch", "Untrusted TLS connection established"}, "Verified"},
+		// Bogus TLSA records: Postfix does not even connect (it defers).
+		{"mx-bogus.dane.test", l.ee, []string{"TLSA lookup error for mx-bogus.dane.test"}, "TLS connection established"},
+		{"mx-unsigned-addr.dane.test", l.plain, []string{"Matched DANE EE certificate at depth 0: " + strings.ToUpper(plRec.String()),
+			"Verified TLS connection established"}, ""},
+		// Unsigned: the TLSA record is not trusted, so DANE does not apply.
+		{"mx.plain.test", l.plain, []string{"untrusted issuer", "Untrusted TLS connection established"}, "DANE"},
+	} {
+		t.Run(tc.host, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			target := fmt.Sprintf("[%s]:%d", tc.host, tc.srv.Port)
+			cmd := exec.CommandContext(ctx, unshare, "-m", "sh", "-c",
+				`mount --bind "$1" /etc/resolv.conf && exec /usr/sbin/posttls-finger -c -l dane -t 10 -T 10 "$2"`,
+				"sh", resolv, target)
+			cmd.Env = append(os.Environ(), "MAIL_CONFIG="+dir)
+			out, err := cmd.CombinedOutput()
+			for _, w := range tc.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("posttls-finger %s (%v) did not say %q", target, err, w)
+				}
+			}
+			if tc.notWant != "" && strings.Contains(string(out), tc.notWant) {
+				t.Errorf("posttls-finger %s said %q", target, tc.notWant)
+			}
+			if t.Failed() {
+				t.Logf("posttls-finger output:\n%s", out)
+			} else {
+				t.Logf("posttls-finger %s: %s", target, lastLine(string(out)))
+			}
+		})
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
