@@ -55,6 +55,12 @@ type Module struct {
 	MXMaxHosts         int                   `yaml:"mx_max_hosts,omitempty"`
 	ExpectReply        map[smtp.Phase]string `yaml:"expect_reply,omitempty"`
 	DeliveryCheck      *DeliveryCheck        `yaml:"delivery_check,omitempty"`
+	// Addresses is first (the first usable address) or all (every A and
+	// AAAA of the target, or of each MX host, each probed).
+	Addresses       string               `yaml:"addresses,omitempty"`
+	DANE            bool                 `yaml:"dane,omitempty"`
+	MTASTS          bool                 `yaml:"mta_sts,omitempty"`
+	MTASTSTLSConfig promconfig.TLSConfig `yaml:"mta_sts_tls_config,omitempty"`
 }
 
 // AuthConfig holds AUTH credentials. The password is a Secret: it is never
@@ -96,7 +102,7 @@ type moduleKeys Module
 // UnmarshalYAML sets the defaults, decodes the module and checks it.
 func (m *Module) UnmarshalYAML(unmarshal func(any) error) error {
 	*m = Module{Timeout: model.Duration(DefaultTimeout), TLS: smtp.TLSNone, IPProtocol: "ip4",
-		MXSuccess: smtp.MXSuccessAll, MXMaxHosts: DefaultMXMaxHosts}
+		MXSuccess: smtp.MXSuccessAll, MXMaxHosts: DefaultMXMaxHosts, Addresses: AddressesFirst}
 	if err := unmarshal((*moduleKeys)(m)); err != nil {
 		return err
 	}
@@ -153,6 +159,9 @@ func (m *Module) validate() error {
 	if err := m.validateTransaction(); err != nil {
 		return err
 	}
+	if err := m.validatePaths(); err != nil {
+		return err
+	}
 	if m.Auth != nil {
 		if m.TLS == smtp.TLSNone && !m.Auth.AllowPlaintext {
 			return errors.New("auth without tls would send the password in clear: use tls starttls or implicit, or set auth.allow_plaintext")
@@ -187,6 +196,34 @@ func (m *Module) validateTransaction() error {
 		case len(m.ExpectReply) > 0:
 			return errors.New("delivery_check cannot go with expect_reply: the dialog must deliver the message")
 		}
+	}
+	return nil
+}
+
+// The values of addresses.
+const (
+	AddressesFirst = "first"
+	AddressesAll   = "all"
+)
+
+// validatePaths checks the keys of "every path a sender may take".
+func (m *Module) validatePaths() error {
+	switch m.Addresses {
+	case AddressesFirst, AddressesAll:
+	default:
+		return fmt.Errorf("addresses %q: want first or all", m.Addresses)
+	}
+	if m.DANE && m.TLS == smtp.TLSNone {
+		return errors.New("dane needs tls starttls or implicit: DANE verifies the certificate of a TLS connection")
+	}
+	if m.MTASTS && !m.MXLookup {
+		return errors.New("mta_sts needs mx_lookup: a policy is a domain's, checked against its MX hosts")
+	}
+	if m.MTASTSTLSConfig != (promconfig.TLSConfig{}) && !m.MTASTS {
+		return errors.New("mta_sts_tls_config is set but mta_sts is not")
+	}
+	if m.DeliveryCheck != nil && m.Addresses == AddressesAll {
+		return errors.New("delivery_check cannot go with addresses all: every address would send a message of its own")
 	}
 	return nil
 }
@@ -403,6 +440,7 @@ func Parse(data []byte, dir string) (*Config, error) {
 	}
 	for _, m := range c.Modules {
 		m.TLSConfig.SetDirectory(dir)
+		m.MTASTSTLSConfig.SetDirectory(dir)
 		if m.Auth != nil && m.Auth.PasswordFile != "" {
 			m.Auth.PasswordFile = promconfig.JoinDir(dir, m.Auth.PasswordFile)
 		}

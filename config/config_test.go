@@ -49,6 +49,9 @@ func TestLoadConfigErrors(t *testing.T) {
 		"delivery-bad-imap.yml":      "config testdata/delivery-bad-imap.yml: module \"default\": delivery_check: imap: target \"imap.example.org:99999\": port \"99999\" is not a number from 1 to 65535",
 		"delivery-plaintext.yml":     "config testdata/delivery-plaintext.yml: module \"default\": delivery_check: tls none would send the IMAP password in clear: use starttls or implicit, or set delivery_check.allow_plaintext",
 		"delivery-without-data.yml":  "config testdata/delivery-without-data.yml: module \"default\": delivery_check needs send_data (and mail_from, rcpt_to): there is no message to wait for",
+		"bad-addresses.yml":          "config testdata/bad-addresses.yml: module \"default\": addresses \"every\": want first or all",
+		"dane-without-tls.yml":       "config testdata/dane-without-tls.yml: module \"default\": dane needs tls starttls or implicit: DANE verifies the certificate of a TLS connection",
+		"mta-sts-without-mx.yml":     "config testdata/mta-sts-without-mx.yml: module \"default\": mta_sts needs mx_lookup: a policy is a domain's, checked against its MX hosts",
 		"missing.yml":                "reading config: open testdata/missing.yml: no such file or directory",
 	}
 	for file, want := range tests {
