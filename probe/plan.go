@@ -11,6 +11,7 @@ import (
 	"time"
 
 	promconfig "github.com/prometheus/common/config"
+	"go.yaml.in/yaml/v2"
 
 	"github.com/smtp-exporter/smtp_exporter/config"
 	"github.com/smtp-exporter/smtp_exporter/smtp"
@@ -19,10 +20,13 @@ import (
 // Plan is one module, compiled: how its targets are read and what the
 // dialog does. It is read-only and shared by concurrent probes.
 type Plan struct {
-	Name    string
-	Module  *config.Module // as written, for display
-	Timeout time.Duration
-	Port    uint16 // the default port of a target
+	Name   string
+	Module *config.Module // as written, for display
+	// ModuleYAML is Module rendered once (secrets as <secret>), for the
+	// debug output.
+	ModuleYAML []byte
+	Timeout    time.Duration
+	Port       uint16 // the default port of a target
 	// MX, when not nil, makes a target a domain whose exchangers are probed.
 	MX *MXPlan
 	// Options is what smtp.Probe runs, validated once at load.
@@ -153,6 +157,11 @@ func newPlan(name string, m *config.Module) (*Plan, error) {
 		}
 		p.Delivery = dc
 	}
+	y, err := yaml.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("rendering the module: %w", err)
+	}
+	p.ModuleYAML = y
 	// The config layer checked every key; this catches what only the
 	// engine knows, once, at load.
 	if err := o.Validate(); err != nil {

@@ -35,6 +35,13 @@ type HistoryEntry struct {
 	// Truncated is true when the kept transcript was cut to fit the budget.
 	// Set by History.
 	Truncated bool
+	// Render, when set instead of Transcript, makes the transcript when it
+	// is asked for (Get): a probe keeps its own data, not text, so the many
+	// probes that are never looked at cost no rendering. Size estimates the
+	// memory that data takes, for the budget. Add keeps Render; callers
+	// must not change what it reads.
+	Render func() []byte
+	Size   int
 }
 
 // History keeps the most recent probes and their transcripts in memory,
@@ -114,8 +121,12 @@ func (h *History) Add(e HistoryEntry) uint64 {
 	}
 	e.ID = h.nextID
 	h.nextID++
-	e.Transcript, e.Truncated = h.fit(e.Transcript)
-	e.TranscriptSize = len(e.Transcript)
+	if e.Render != nil {
+		e.Transcript, e.TranscriptSize = nil, e.Size
+	} else {
+		e.Transcript, e.Truncated = h.fit(e.Transcript)
+		e.TranscriptSize = len(e.Transcript)
+	}
 	h.entries = append(h.entries, e)
 	h.bytes += e.TranscriptSize
 	for len(h.entries) > h.limit {
@@ -129,7 +140,7 @@ func (h *History) Add(e HistoryEntry) uint64 {
 			break
 		}
 		h.bytes -= h.entries[i].TranscriptSize
-		h.entries[i].Transcript, h.entries[i].TranscriptSize, h.entries[i].Truncated = nil, 0, false
+		h.entries[i].Transcript, h.entries[i].TranscriptSize, h.entries[i].Truncated, h.entries[i].Render = nil, 0, false, nil
 	}
 	return e.ID
 }
@@ -219,30 +230,37 @@ func (h *History) List() []HistoryEntry {
 	defer h.mu.Unlock()
 	out := make([]HistoryEntry, len(h.entries))
 	for i, e := range h.entries {
-		e.Transcript = nil
+		e.Transcript, e.Render = nil, nil
 		out[len(out)-1-i] = e
 	}
 	return out
 }
 
-// Get returns the probe with this ID, its transcript copied (nil when it
-// was dropped), and whether the probe is still kept.
+// Get returns the probe with this ID, its transcript (made now for an
+// entry with Render; nil when it was dropped), and whether the probe is
+// still kept.
 func (h *History) Get(id uint64) (HistoryEntry, bool) {
 	if h == nil {
 		return HistoryEntry{}, false
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	// IDs grow with the index: binary search.
 	i := sort.Search(len(h.entries), func(i int) bool { return h.entries[i].ID >= id })
 	if i == len(h.entries) || h.entries[i].ID != id {
+		h.mu.Unlock()
 		return HistoryEntry{}, false
 	}
 	e := h.entries[i]
-	e.Transcript = append([]byte(nil), e.Transcript...)
-	if e.TranscriptSize == 0 {
+	h.mu.Unlock()
+	switch {
+	case e.TranscriptSize == 0:
 		e.Transcript = nil
+	case e.Render != nil:
+		e.Transcript, e.Truncated = h.fit(e.Render())
+	default:
+		e.Transcript = append([]byte(nil), e.Transcript...)
 	}
+	e.Render = nil
 	return e, true
 }
 

@@ -1,8 +1,8 @@
 package server
 
 import (
-	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"time"
 
@@ -35,14 +35,13 @@ func (s *Server) Metrics(gatherer prometheus.Gatherer) http.Handler {
 			observe = s.recordStatic
 		}
 		items := s.static.Collect(ctx, s.opts.Config.Get(), observe)
-		var body bytes.Buffer
-		if err := s.writeRegistry(&body, gatherer); err != nil {
-			level.Error(s.opts.Logger).Log("msg", "Error gathering the exporter's metrics", "err", err)
-		}
-		if err := collector.WriteProbeMetrics(&body, items); err != nil {
-			level.Error(s.opts.Logger).Log("msg", "Error writing the static targets' metrics", "err", err)
-		}
-		if err := writeBuffered(w, r, collector.TextContentType, body.Bytes(), writeTimeout); err != nil {
+		err = writeStreamed(w, r, collector.TextContentType, writeTimeout, func(out io.Writer) error {
+			if err := s.writeRegistry(out, gatherer); err != nil {
+				level.Error(s.opts.Logger).Log("msg", "Error gathering the exporter's metrics", "err", err)
+			}
+			return collector.WriteProbeMetrics(out, items)
+		})
+		if err != nil {
 			s.debug("msg", "Error writing /metrics", "err", err)
 		}
 	})
@@ -50,15 +49,13 @@ func (s *Server) Metrics(gatherer prometheus.Gatherer) http.Handler {
 
 // recordStatic keeps a static target's probe in the recent probes.
 func (s *Server) recordStatic(start time.Time, o *probe.Outcome, tr *probe.Transcript, item collector.Item) {
-	var text bytes.Buffer
-	writeDebug(&text, tr, o, []collector.Item{item})
-	s.history.Add(historyEntry(start, o, true, text.Bytes()))
+	s.history.Add(historyEntry(start, o, true, historyText{tr: tr, items: []collector.Item{item}}))
 }
 
 // writeRegistry writes what gatherer has, in the text format. A family
 // named like a probe family is left out (and logged): the probe families
 // are written after it, and a family must never appear twice.
-func (s *Server) writeRegistry(body *bytes.Buffer, gatherer prometheus.Gatherer) error {
+func (s *Server) writeRegistry(body io.Writer, gatherer prometheus.Gatherer) error {
 	mfs, gatherErr := gatherer.Gather() // as promhttp's ContinueOnError: serve what could be gathered
 	enc := expfmt.NewEncoder(body, expfmt.NewFormat(expfmt.TypeTextPlain))
 	for _, mf := range mfs {

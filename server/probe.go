@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"go.yaml.in/yaml/v2"
-
 	"github.com/smtp-exporter/smtp_exporter/collector"
 	"github.com/smtp-exporter/smtp_exporter/config"
 	"github.com/smtp-exporter/smtp_exporter/probe"
@@ -89,31 +87,46 @@ func (s *Server) serveProbe(w http.ResponseWriter, r *http.Request) {
 	items := []collector.Item{collector.NewItem(o, counts, false)}
 	var body bytes.Buffer
 	contentType := collector.TextContentType
-	if debug || s.history.Enabled() {
-		var text bytes.Buffer
-		writeDebug(&text, tr, o, items)
-		tr = nil // the lines are in the text now
-		s.history.Add(historyEntry(start, o, false, text.Bytes()))
-		if debug {
-			contentType = "text/plain; charset=utf-8"
-			body = text
-		}
-	}
-	if !debug {
+	if debug {
+		contentType = "text/plain; charset=utf-8"
+		writeDebug(&body, tr, o, items)
+		s.history.Add(historyEntry(start, o, false, historyText{text: body.Bytes()}))
+	} else {
 		if err := collector.WriteProbeMetrics(&body, items); err != nil {
 			s.debug("msg", "Error writing the probe's metrics", "target", t.Raw, "err", err)
 		}
+		s.history.Add(historyEntry(start, o, false, historyText{tr: tr, items: items}))
 	}
 	if err := writeBuffered(w, r, contentType, body.Bytes(), writeTimeout); err != nil {
 		s.debug("msg", "Error writing the probe's answer", "target", t.Raw, "err", err)
 	}
 }
 
+// historyText is a probe's debug text for the recent probes: made already
+// (text), or made from the probe's own data when /logs asks for it.
+type historyText struct {
+	text  []byte
+	tr    *probe.Transcript
+	items []collector.Item
+}
+
 // historyEntry is the recent probes' entry of o, started at start, with its
 // debug text; the failure shown is the first host's.
-func historyEntry(start time.Time, o *probe.Outcome, static bool, text []byte) HistoryEntry {
+func historyEntry(start time.Time, o *probe.Outcome, static bool, t historyText) HistoryEntry {
 	e := HistoryEntry{Time: start, Target: o.Target.Raw, Module: o.Target.Plan.Name, Static: static,
-		Success: o.Success, Duration: o.Duration, Transcript: text}
+		Success: o.Success, Duration: o.Duration, Transcript: t.text}
+	if t.text == nil && t.tr != nil {
+		e.Render = func() []byte {
+			var b bytes.Buffer
+			writeDebug(&b, t.tr, o, t.items)
+			return b.Bytes()
+		}
+		// The lines, the results they came with, and what the text adds.
+		e.Size = 2048
+		for _, l := range t.tr.Lines {
+			e.Size += len(l.Text) + len(l.Host) + 48
+		}
+	}
 	if !o.Success {
 		if f := o.Failures(); len(f) > 0 {
 			e.Phase, e.Reason = string(f[0].Phase), string(f[0].Reason)
@@ -168,7 +181,5 @@ func writeDebug(b *bytes.Buffer, tr *probe.Transcript, o *probe.Outcome, items [
 		fmt.Fprintf(b, "error writing metrics: %v\n", err)
 	}
 	fmt.Fprintf(b, "\n\nModule configuration (%s):\n", o.Target.Plan.Name)
-	if y, err := yaml.Marshal(o.Target.Plan.Module); err == nil {
-		b.Write(y)
-	}
+	b.Write(o.Target.Plan.ModuleYAML)
 }

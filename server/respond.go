@@ -65,3 +65,27 @@ func acceptsGzip(r *http.Request) bool {
 	}
 	return false
 }
+
+// writeStreamed answers with what write produces, gzipped when the client
+// accepts it, within writeTimeout. For /metrics: its probes are over and
+// their connections closed before it writes, and the exposition of many
+// static targets is better streamed than held whole in memory.
+func writeStreamed(w http.ResponseWriter, r *http.Request, contentType string, writeTimeout time.Duration, write func(io.Writer) error) error {
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Add("Vary", "Accept-Encoding")
+	if writeTimeout > 0 {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(writeTimeout))
+	}
+	if !acceptsGzip(r) {
+		return write(w)
+	}
+	h.Set("Content-Encoding", "gzip")
+	gz := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(gz)
+	gz.Reset(w)
+	if err := write(gz); err != nil {
+		return err
+	}
+	return gz.Close()
+}
