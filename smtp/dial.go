@@ -43,20 +43,36 @@ func (p *prober) resolve() *Error {
 			}
 		}
 	}
+	if p.all {
+		p.addrs = orderAddrs(addrs)
+		if len(p.addrs) == MaxAddresses && len(addrs) > MaxAddresses {
+			p.note("%s has %d addresses: probing the first %d", p.res.Host, len(addrs), len(p.addrs))
+		}
+		p.setAddr(p.addrs[0])
+		if !literal {
+			p.note("resolved %s to %s via %s in %s", p.res.Host, joinAddrs(p.addrs), p.opts.resolverName(), p.res.DNSDuration.Round(time.Microsecond))
+		}
+		return p.lookupDANE(literal)
+	}
 	addr, ok := pickAddr(addrs, p.opts.IPProtocol, p.opts.IPProtocolFallback)
 	if !ok {
 		return &Error{Phase: PhaseResolve, Reason: ReasonResolve,
 			Err: fmt.Errorf("%s has no %s address (via %s)", p.res.Host, ipName(p.opts.IPProtocol), p.opts.resolverName())}
 	}
+	p.setAddr(addr)
+	if !literal {
+		p.note("resolved %s to %s via %s in %s", p.res.Host, addr, p.opts.resolverName(), p.res.DNSDuration.Round(time.Microsecond))
+	}
+	return p.lookupDANE(literal)
+}
+
+// setAddr records the address to dial.
+func (p *prober) setAddr(addr netip.Addr) {
 	p.res.IPProtocol = 4
 	if addr.Is6() {
 		p.res.IPProtocol = 6
 	}
 	p.res.Addr = netip.AddrPortFrom(addr, p.res.Port)
-	if !literal {
-		p.note("resolved %s to %s via %s in %s", p.res.Host, addr, p.opts.resolverName(), p.res.DNSDuration.Round(time.Microsecond))
-	}
-	return nil
 }
 
 // lookup returns the host's addresses, unmapped; an IP literal is its own
@@ -69,7 +85,7 @@ func (p *prober) lookup() (addrs []netip.Addr, literal bool, _ *Error) {
 		return []netip.Addr{a.Unmap()}, true, nil
 	}
 	network := "ip"
-	if !p.opts.IPProtocolFallback {
+	if !p.opts.IPProtocolFallback && !p.all {
 		network = ipName(p.opts.IPProtocol)
 	}
 	addrs, err := p.opts.resolver().LookupNetIP(p.ctx, network, p.res.Host)

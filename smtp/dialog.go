@@ -96,6 +96,9 @@ func validKeyword(kw string) bool {
 // startTLS upgrades the connection and says EHLO again.
 func (p *prober) startTLS() (bool, *Error) {
 	if _, ok := p.res.Extensions["STARTTLS"]; !ok {
+		if failure := p.res.DANE.CheckNoTLS(); failure != nil {
+			return false, failure
+		}
 		return false, &Error{Phase: PhaseStartTLS, Reason: ReasonUnsupported, Err: errNotOffered("STARTTLS")}
 	}
 	t := time.Now()
@@ -116,6 +119,11 @@ func (p *prober) startTLS() (bool, *Error) {
 	// The handshake belongs to the starttls phase's duration.
 	p.res.Phases[len(p.res.Phases)-1].Duration = time.Since(t)
 	if herr != nil {
+		if p.tls {
+			// A DANE mismatch after a complete handshake: the polite QUIT
+			// goes over TLS.
+			p.r.Reset(p.conn)
+		}
 		return false, herr
 	}
 	// RFC 3207 section 4.2: forget everything learned before TLS; only the

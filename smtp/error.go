@@ -27,7 +27,7 @@ const (
 )
 
 // Phases lists every phase in dialog order.
-var Phases = []Phase{PhaseResolve, PhaseConnect, PhaseTLS, PhaseBanner, PhaseEHLO, PhaseStartTLS,
+var Phases = []Phase{PhaseResolve, PhaseMTASTS, PhaseConnect, PhaseTLS, PhaseBanner, PhaseEHLO, PhaseStartTLS,
 	PhaseAuth, PhaseMail, PhaseRcpt, PhaseData, PhaseMessage, PhaseRset, PhaseQuit, PhaseDelivery}
 
 // Reason says why a probe failed. The values are the "reason" label values of
@@ -54,7 +54,8 @@ const (
 
 // Reasons lists every failure reason.
 var Reasons = []Reason{ReasonResolve, ReasonConnect, ReasonTimeout, ReasonTLS, ReasonClosed, ReasonProtocol,
-	Reason4xx, Reason5xx, ReasonUnsupported, ReasonExpectation, ReasonPolicy, ReasonConfig, ReasonNullMX, ReasonOverload, ReasonAuth}
+	Reason4xx, Reason5xx, ReasonUnsupported, ReasonExpectation, ReasonPolicy, ReasonConfig, ReasonNullMX, ReasonOverload, ReasonAuth,
+	ReasonDANE, ReasonMTASTS}
 
 // Error is the failure of a probe: the phase it failed in, why, and the reply
 // that decided it when one came.

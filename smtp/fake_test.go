@@ -70,9 +70,19 @@ func newFakeServer(t testing.TB, network string, handler func(c *fakeConn) error
 	if network == "tcp6" {
 		addr = "[::1]:0"
 	}
-	ln, err := net.Listen(network, addr)
+	s, err := newFakeServerOn(t, addr, handler)
 	if err != nil {
 		t.Fatalf("listen: %v", err)
+	}
+	return s
+}
+
+// newFakeServerOn is newFakeServer on addr (a loopback address and port).
+func newFakeServerOn(t testing.TB, addr string, handler func(c *fakeConn) error) (*fakeServer, error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
 	}
 	tcp := ln.Addr().(*net.TCPAddr)
 	s := &fakeServer{ln: ln, host: tcp.IP.String(), port: uint16(tcp.Port), results: make(chan fakeResult, 64)}
@@ -104,7 +114,7 @@ func newFakeServer(t testing.TB, network string, handler func(c *fakeConn) error
 		ln.Close()
 		s.wg.Wait()
 	})
-	return s
+	return s, nil
 }
 
 // wait returns the outcome of the next connection to finish.

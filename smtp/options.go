@@ -96,7 +96,35 @@ type Options struct {
 	// past it, one note says the transcript was truncated and server lines
 	// are dropped, while the probe's own lines still come.
 	Transcript func(TranscriptLine)
+
+	// AllAddresses probes every A and AAAA address of the host (at most
+	// MaxAddresses, in resolution order, IPv4 first), each as its own
+	// dialog, concurrently; IPProtocol and IPProtocolFallback are then
+	// ignored. Every address of every host passes CheckAddr before any is
+	// dialled, and each dialog takes its own Admit slot. It applies to
+	// ProbeHost and ProbeMX; Probe ignores it (one Result, one address).
+	AllAddresses bool
+	// DANE looks up the host's TLSA records (RFC 7672) through Resolver,
+	// after resolution and before dialling; Result.DANE reports them. The
+	// resolver must validate DNSSEC (the AD bit). With authenticated,
+	// usable records, STARTTLS is mandatory and the certificate must match
+	// one of them (ReasonDANE), WebPKI verification does not fail the
+	// probe; otherwise the probe goes on as the module says. Not used with
+	// TLS none, nor for an IP-literal host.
+	DANE bool
+	// MTASTS, ProbeMX only: fetch the domain's MTA-STS policy (RFC 8461,
+	// phase mta_sts) while the MX records are looked up, and judge every
+	// exchanger by it after its probe. nil: off. Its CheckAddr is
+	// Options.CheckAddr when nil, its Resolver Options.Resolver when empty.
+	MTASTS *MTASTSOptions
+	// TLSRPT, ProbeMX only: look up the domain's TLS-RPT record at
+	// _smtp._tls.DOMAIN (RFC 8460), reported in MXResult.TLSRPT, never a
+	// failure.
+	TLSRPT bool
 }
+
+// MaxAddresses bounds the addresses probed per host with AllAddresses.
+const MaxAddresses = 8
 
 // systemResolver names the system's resolver in errors.
 const systemResolver = "the system resolver"

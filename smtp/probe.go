@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"syscall"
@@ -57,6 +58,9 @@ type prober struct {
 	secrets  secrets // the password and its encodings, scrubbed from what is kept or shown
 	mailOpen bool    // a MAIL FROM was accepted and the transaction is open
 	ehloExt  *extensionSet
+
+	all   bool         // Options.AllAddresses applies (ProbeHost, ProbeMX)
+	addrs []netip.Addr // with all: the vetted addresses to probe, after resolve
 }
 
 func newProber(ctx context.Context, host string, port uint16, opts *Options, tr *transcript, trHost string) *prober {
@@ -197,7 +201,7 @@ func (p *prober) politeQuit(failure *Error) {
 		deadline = d
 	}
 	switch failure.Reason {
-	case Reason4xx, Reason5xx, ReasonUnsupported, ReasonExpectation:
+	case Reason4xx, Reason5xx, ReasonUnsupported, ReasonExpectation, ReasonDANE:
 		p.conn.SetDeadline(deadline)
 		_, _ = p.cmd(PhaseQuit, "QUIT", "") // best effort; the failure stands
 	case ReasonProtocol:

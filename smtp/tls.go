@@ -18,6 +18,9 @@ func (p *prober) handshake(phase Phase) *Error {
 	p.res.TLS = state
 	verify := !cfg.InsecureSkipVerify
 	roots := cfg.RootCAs
+	// With DANE applying, the TLSA records decide (checkDANE, after the
+	// handshake); WebPKI is still recorded, as MTA-STS needs it.
+	daneDecides := p.res.DANE.Applies()
 	cfg.InsecureSkipVerify = true
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		state.Version = cs.Version
@@ -29,6 +32,9 @@ func (p *prober) handshake(phase Phase) *Error {
 		err := verifyChain(cs.PeerCertificates, state.ServerName, roots)
 		state.Verified = err == nil
 		state.VerifyError = err
+		if daneDecides {
+			return nil
+		}
 		return err
 	}
 	tc := tls.Client(p.conn, cfg)
@@ -46,7 +52,7 @@ func (p *prober) handshake(phase Phase) *Error {
 	p.tls = true
 	p.note("TLS handshake done: %s, %s, certificate for %s expires %s (verified: %t)",
 		state.VersionName(), state.CipherSuiteName(), leafName(state), state.EarliestExpiry().UTC().Format(time.RFC3339), state.Verified)
-	return nil
+	return p.checkDANE(phase)
 }
 
 // tlsConfig returns a copy of the module's TLS config with ServerName set.

@@ -1,0 +1,117 @@
+package smtp
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+)
+
+// This file runs a domain's MTA-STS and TLS-RPT lookups inside ProbeMX.
+
+// domainChecks are the MTA-STS and TLS-RPT lookups of one ProbeMX call,
+// running while the MX records are looked up.
+type domainChecks struct {
+	wg       sync.WaitGroup
+	domain   string
+	sts      *MTASTSResult
+	stsErr   error
+	stsAsked bool
+	rpt      *TLSRPTResult
+	rptErr   error
+	rptAsked bool
+}
+
+// startDomainChecks starts the lookups opts asks for.
+func startDomainChecks(ctx context.Context, domain string, opts *Options) *domainChecks {
+	c := &domainChecks{domain: domain}
+	if opts.MTASTS != nil {
+		c.stsAsked = true
+		stsOpts := *opts.MTASTS
+		if stsOpts.CheckAddr == nil {
+			stsOpts.CheckAddr = opts.CheckAddr
+		}
+		if stsOpts.Resolver == "" {
+			stsOpts.Resolver = opts.Resolver
+		}
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.sts, c.stsErr = LookupMTASTS(ctx, domain, stsOpts)
+		}()
+	}
+	if opts.TLSRPT {
+		c.rptAsked = true
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.rpt, c.rptErr = LookupTLSRPT(ctx, opts.Resolver, domain)
+		}()
+	}
+	return c
+}
+
+// wait waits for the lookups and records them in res, with notes. A refusal
+// of the MTA-STS policy host by the address policy sets res.Err (wrapping
+// ErrPolicy): nothing is to be dialled.
+func (c *domainChecks) wait(tr *transcript, res *MXResult) {
+	c.wg.Wait()
+	if c.stsAsked {
+		failure := MTASTSFailure(c.stsErr)
+		switch {
+		case failure != nil && failure.Reason == ReasonPolicy:
+			failure.Err = &policyRefusal{failure.Err}
+			res.MTASTSErr, res.Err = failure, failure
+			tr.notef("MTA-STS: %v", failure.Err)
+		case failure != nil:
+			res.MTASTSErr = failure
+			tr.notef("MTA-STS lookup failed (reported; the exchangers are probed without a policy): %v", failure.Err)
+		case c.stsErr != nil: // ErrNoMTASTS
+			tr.notef("MTA-STS: %v", c.stsErr)
+		default:
+			res.MTASTS = c.sts
+			p := c.sts.Policy
+			tr.notef("MTA-STS: policy id %s from %s (%s) in %s: mode %s, max_age %d, mx %s",
+				c.sts.Record.ID, c.sts.PolicyURL, c.sts.Addr, c.sts.Duration.Round(time.Microsecond), p.Mode, p.MaxAge, strings.Join(p.MX, ", "))
+		}
+	}
+	if c.rptAsked {
+		switch {
+		case c.rptErr != nil:
+			res.TLSRPTErr = c.rptErr
+			tr.notef("TLS-RPT lookup failed (reported, not a failure): %v", c.rptErr)
+		case c.rpt.Record != nil:
+			res.TLSRPT = c.rpt
+			tr.notef("TLS-RPT: _smtp._tls.%s holds a valid record: rua %s", c.domain, strings.Join(c.rpt.Record.RUA, ", "))
+		case c.rpt.Err != nil:
+			res.TLSRPT = c.rpt
+			tr.notef("TLS-RPT: no valid record at _smtp._tls.%s: %v", c.domain, c.rpt.Err)
+		default:
+			res.TLSRPT = c.rpt
+			tr.notef("TLS-RPT: no record at _smtp._tls.%s", c.domain)
+		}
+	}
+}
+
+// judgeMTASTS checks the probed exchanger name by the domain's policy: it
+// fails the probe (phase mta_sts, reason mta_sts) in enforce mode when no mx
+// pattern matches it or its certificate did not validate for its name,
+// unless the probe already failed. In testing mode the mismatch is noted.
+func (p *prober) judgeMTASTS(policy *MTASTSPolicy, name string) {
+	verified := p.res.TLS != nil && p.res.TLS.Verified
+	err := policy.CheckMX(name, verified)
+	p.note("MTA-STS: mx %s matches the policy: %t, certificate valid for its name: %t (mode %s)",
+		name, policy.Matches(name), verified, policy.Mode)
+	if err == nil {
+		return
+	}
+	if !policy.Enforced() {
+		p.note("MTA-STS (mode %s, reported only): %v", policy.Mode, err)
+		return
+	}
+	if p.res.Err != nil {
+		return // the probe failed already
+	}
+	p.res.Err = policy.CheckMXFailure(name, verified)
+	p.note("probe failed: %s", p.res.Err)
+}
