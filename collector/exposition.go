@@ -63,15 +63,18 @@ func (e *expoWriter) writeItem(f *family, it *Item) {
 		return
 	}
 	for i := range o.Hosts {
-		e.host = hostItem{Host: &o.Hosts[i]}
+		e.host = hostItem{Host: &o.Hosts[i], outcome: o}
 		if i < len(it.counts) {
 			e.host.counts = it.counts[i]
 		}
-		e.sink.host = e.sink.host[:0]
+		e.sink.host = e.hostLabels[:0]
 		if o.IsMX() {
-			e.sink.host = append(e.hostLabels[:0], labelPair{"mx", e.host.Name}, labelPair{"preference", e.host.Preference})
-			e.hostLabels = e.sink.host
+			e.sink.host = append(e.sink.host, labelPair{"mx", e.host.Name}, labelPair{"preference", e.host.Preference})
 		}
+		if o.ByAddress {
+			e.sink.host = append(e.sink.host, labelPair{"address", e.host.Address})
+		}
+		e.hostLabels = e.sink.host
 		f.perHost(&e.host, &e.sink)
 	}
 }

@@ -35,7 +35,8 @@ type family struct {
 // hostItem is one host of an outcome with its reply counters.
 type hostItem struct {
 	*probe.Host
-	counts ReplyCounts
+	outcome *probe.Outcome
+	counts  ReplyCounts
 }
 
 // families is the table of probe metric families, sorted by name (the order
@@ -48,6 +49,24 @@ var families = []family{
 		perProbe: func(o *probe.Outcome, s *sink) { s.emit(o.Duration.Seconds()) }},
 	{name: "probe_ip_protocol", help: "The IP protocol of the address dialled: 4 or 6 (0 if none was).",
 		perHost: func(h *hostItem, s *sink) { s.emit(float64(h.Result.IPProtocol)) }},
+	{name: "probe_smtp_dane_authenticated", help: "1 if the TLSA answer for the host (or its denial) was DNSSEC-authenticated (dane).",
+		perHost: func(h *hostItem, s *sink) {
+			if d := h.Result.DANE; d != nil {
+				s.emit(boolFloat(d.Authenticated()))
+			}
+		}},
+	{name: "probe_smtp_dane_tlsa_records", help: "Usable (DANE-TA or DANE-EE) TLSA records found for the host (dane).",
+		perHost: func(h *hostItem, s *sink) {
+			if d := h.Result.DANE; d != nil {
+				s.emit(float64(d.UsableRecords()))
+			}
+		}},
+	{name: "probe_smtp_dane_verified", help: "1 if the certificate matched a usable TLSA record, 0 if not; absent when there is no authenticated usable TLSA record (dane).",
+		perHost: func(h *hostItem, s *sink) {
+			if v, ok := h.Result.DANE.Verified(); ok {
+				s.emit(boolFloat(v))
+			}
+		}},
 	{name: "probe_smtp_delivery_seconds", help: "How long the probe's message took from the reply to the final \".\" until it was in the mailbox (delivery_check; absent when it did not arrive).",
 		perHost: func(h *hostItem, s *sink) {
 			if d := h.Delivery; d != nil && !d.SeenAt.IsZero() {
@@ -104,6 +123,25 @@ var families = []family{
 				s.emit(float64(size))
 			}
 		}},
+	{name: "probe_smtp_mta_sts_mx_matched", help: "1 if a pattern of the domain's MTA-STS policy matches this MX host, else 0 (mta_sts).",
+		perHost: func(h *hostItem, s *sink) {
+			if m := h.outcome.MTASTS; m != nil && m.Policy != nil && h.Name != "" {
+				s.emit(boolFloat(m.Policy.Matches(h.Name)))
+			}
+		}},
+	{name: "probe_smtp_mta_sts_policy_info", help: "1 when a valid MTA-STS policy was fetched, with its mode and id (mta_sts).",
+		labels: []string{"mode", "id"},
+		perProbe: func(o *probe.Outcome, s *sink) {
+			if m := o.MTASTS; m != nil && m.Policy != nil && m.Record != nil {
+				s.emit(1, m.Policy.Mode, m.Record.ID)
+			}
+		}},
+	{name: "probe_smtp_mta_sts_policy_max_age_seconds", help: "The max_age of the domain's MTA-STS policy (mta_sts).",
+		perProbe: func(o *probe.Outcome, s *sink) {
+			if m := o.MTASTS; m != nil && m.Policy != nil {
+				s.emit(float64(m.Policy.MaxAge))
+			}
+		}},
 	{name: "probe_smtp_mx_hosts", help: "How many MX hosts the domain's lookup returned.",
 		perProbe: func(o *probe.Outcome, s *sink) {
 			if o.IsMX() {
@@ -131,6 +169,12 @@ var families = []family{
 				if p.Reply != nil {
 					s.emit(float64(p.Reply.Code), string(p.Phase))
 				}
+			}
+		}},
+	{name: "probe_smtp_tls_rpt_record", help: "1 if the domain publishes a valid v=TLSRPTv1 record at _smtp._tls, else 0 (dane or mta_sts with mx_lookup).",
+		perProbe: func(o *probe.Outcome, s *sink) {
+			if r := o.TLSRPT; r != nil {
+				s.emit(boolFloat(r.Record != nil))
 			}
 		}},
 	{name: "probe_ssl_earliest_cert_expiry", help: "The earliest expiry, as a unix time, of the certificates the server sent.",

@@ -19,10 +19,18 @@ type Outcome struct {
 	// MXFound is how many exchangers the MX lookup returned; -1 when the
 	// target is not a domain.
 	MXFound int
-	// Hosts has one row per host probed. An MX probe whose lookup failed
-	// has one row with an empty Name holding the lookup's failure, so every
-	// per-host series keeps the same labels.
+	// Hosts has one row per host probed (per address with addresses: all).
+	// An MX probe whose lookup failed has one row with empty Name and
+	// Address holding the lookup's failure, so every per-host series keeps
+	// the same labels; so has a failed MTA-STS policy fetch.
 	Hosts []Host
+	// ByAddress is true with addresses: all: every row has an address.
+	ByAddress bool
+	// MTASTS is the domain's MTA-STS policy lookup (mta_sts), nil when the
+	// domain has none or it was not looked up.
+	MTASTS *smtp.MTASTSResult
+	// TLSRPT is the domain's TLS-RPT lookup, nil when not made or failed.
+	TLSRPT *smtp.TLSRPTResult
 }
 
 // Host is the probe of one host, summarised.
@@ -30,7 +38,9 @@ type Host struct {
 	// Name and Preference identify an exchanger; empty for a single-host
 	// probe and for the row of a failed MX lookup.
 	Name, Preference string
-	Result           *smtp.Result
+	// Address is the address dialled, with addresses: all.
+	Address string
+	Result  *smtp.Result
 	// Phases holds each phase reached once, in dialog order: a phase with
 	// several replies (RCPT per recipient, EHLO around STARTTLS, HELO after
 	// EHLO) reports its total time and its last reply.
@@ -61,8 +71,11 @@ func (o *Outcome) Failures() []*smtp.Error {
 	return errs
 }
 
-func newHost(name, preference string, res *smtp.Result) Host {
+func newHost(name, preference string, res *smtp.Result, byAddress bool) Host {
 	h := Host{Name: name, Preference: preference, Result: res}
+	if byAddress && res.Addr.IsValid() {
+		h.Address = res.Addr.Addr().String()
+	}
 	for _, p := range res.Phases {
 		i := slices.IndexFunc(h.Phases, func(s PhaseSummary) bool { return s.Phase == p.Phase })
 		if i < 0 {
@@ -79,16 +92,38 @@ func newHost(name, preference string, res *smtp.Result) Host {
 
 func (o *Outcome) fromResult(res *smtp.Result) {
 	o.Success, o.Duration, o.DNS, o.MXFound = res.Success(), res.Duration, res.DNSDuration, -1
-	o.Hosts = []Host{newHost("", "", res)}
+	o.Hosts = []Host{newHost("", "", res, false)}
+}
+
+// fromResults is a host probed on every address, judged by mode.
+func (o *Outcome) fromResults(results []*smtp.Result, mode smtp.MXSuccess) {
+	o.MXFound, o.ByAddress = -1, true
+	all, anyOK := true, false
+	for _, r := range results {
+		o.Duration = max(o.Duration, r.Duration)
+		o.DNS = max(o.DNS, r.DNSDuration)
+		all = all && r.Success()
+		anyOK = anyOK || r.Success()
+		o.Hosts = append(o.Hosts, newHost("", "", r, true))
+	}
+	o.Success = len(results) > 0 && (all || (mode == smtp.MXSuccessAny && anyOK))
 }
 
 func (o *Outcome) fromMX(mx *smtp.MXResult, mode smtp.MXSuccess) {
 	o.Success, o.Duration, o.DNS, o.MXFound = mx.Success(mode), mx.Duration, mx.LookupDuration, mx.Found
+	o.ByAddress = o.Target.Plan.AllAddresses
+	o.MTASTS, o.TLSRPT = mx.MTASTS, mx.TLSRPT
 	if mx.Err != nil {
-		o.Hosts = []Host{newHost("", "", &smtp.Result{Host: mx.Domain, Err: mx.Err})}
+		o.Hosts = []Host{newHost("", "", &smtp.Result{Host: mx.Domain, Err: mx.Err}, false)}
 		return
 	}
 	for _, h := range mx.Hosts {
-		o.Hosts = append(o.Hosts, newHost(h.Name, strconv.Itoa(int(h.Preference)), h.Result))
+		o.Hosts = append(o.Hosts, newHost(h.Name, strconv.Itoa(int(h.Preference)), h.Result, o.ByAddress))
+	}
+	// A policy the module asked for that could not be had fails the probe,
+	// in a row of its own (the exchangers' rows stay as they were).
+	if mx.MTASTSErr != nil {
+		o.Success = false
+		o.Hosts = append(o.Hosts, newHost("", "", &smtp.Result{Host: mx.Domain, Err: mx.MTASTSErr}, false))
 	}
 }

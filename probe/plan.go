@@ -29,6 +29,10 @@ type Plan struct {
 	Port       uint16 // the default port of a target
 	// MX, when not nil, makes a target a domain whose exchangers are probed.
 	MX *MXPlan
+	// AllAddresses probes every address of the target (or of each MX host);
+	// Success then decides over all of them.
+	AllAddresses bool
+	Success      smtp.MXSuccess
 	// Options is what smtp.Probe runs, validated once at load.
 	Options *smtp.Options
 	// Delivery, when not nil, waits for the accepted message in a mailbox.
@@ -113,6 +117,20 @@ func newPlan(name string, m *config.Module) (*Plan, error) {
 		IPProtocol:         m.IPProtocol,
 		IPProtocolFallback: *m.IPProtocolFallback,
 		Resolver:           m.Resolver,
+		AllAddresses:       m.Addresses == config.AddressesAll,
+		DANE:               m.DANE,
+		TLSRPT:             m.MXLookup && (m.MTASTS || m.DANE),
+	}
+	if m.MTASTS {
+		mo := &smtp.MTASTSOptions{Resolver: m.Resolver}
+		if m.MTASTSTLSConfig != (promconfig.TLSConfig{}) {
+			tc, err := promconfig.NewTLSConfig(&m.MTASTSTLSConfig)
+			if err != nil {
+				return nil, fmt.Errorf("mta_sts_tls_config: %w", err)
+			}
+			mo.TLSConfig = tc
+		}
+		o.MTASTS = mo
 	}
 	if m.TLS != smtp.TLSNone {
 		tc, err := promconfig.NewTLSConfig(&m.TLSConfig)
@@ -131,7 +149,8 @@ func newPlan(name string, m *config.Module) (*Plan, error) {
 			o.Expect[phase] = n
 		}
 	}
-	p := &Plan{Name: name, Module: m, Timeout: time.Duration(m.Timeout), Port: m.Port, Options: o}
+	p := &Plan{Name: name, Module: m, Timeout: time.Duration(m.Timeout), Port: m.Port, Options: o,
+		AllAddresses: o.AllAddresses, Success: m.MXSuccess}
 	if a := m.Auth; a != nil {
 		password, err := passwordFunc(a.Password, a.PasswordFile)
 		if err != nil {

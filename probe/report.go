@@ -65,10 +65,12 @@ func WriteReport(w io.Writer, o *Outcome) {
 	}
 }
 
-// tag is "[mx1.example.org] " for an exchanger of an MX probe, else "".
+// tag is "[mx1.example.org] " for an exchanger of an MX probe, with the
+// address ("[mx1.example.org 192.0.2.1] ") under addresses: all; else "".
 func (h *Host) tag() string {
-	if h.Name == "" {
+	name := strings.TrimSpace(h.Name + " " + h.Address)
+	if name == "" {
 		return ""
 	}
-	return "[" + h.Name + "] "
+	return "[" + name + "] "
 }

@@ -38,6 +38,11 @@ func Run(ctx context.Context, t Target, h Hooks) (*Outcome, error) {
 		o.fromMX(res, mx.Success)
 		return o, policyError(err)
 	}
+	if t.Plan.AllAddresses {
+		results, err := smtp.ProbeHost(ctx, t.Host, t.Port, opts)
+		o.fromResults(results, t.Plan.Success)
+		return o, policyError(err)
+	}
 	start := time.Now()
 	res, err := smtp.Probe(ctx, t.Host, t.Port, opts)
 	var delivery *smtp.DeliveryResult
