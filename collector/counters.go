@@ -14,9 +14,11 @@ type ReplyCounts [4]uint64
 
 // CounterKey names one counted series: a module and a normalised target
 // ("host:port", or the domain), and for mx_lookup modules one exchanger of
-// the target.
+// the target, and with addresses: all one address.
 type CounterKey struct {
 	Module, Target, MX string
+	// Address is the address dialled, with addresses: all.
+	Address string
 }
 
 // ReplyCounters keeps reply-class counters per (module, target) across
@@ -79,7 +81,7 @@ func (c *ReplyCounters) Add(key CounterKey, res *smtp.Result) ReplyCounts {
 func (c *ReplyCounters) AddOutcome(o *probe.Outcome) []ReplyCounts {
 	counts := make([]ReplyCounts, len(o.Hosts))
 	for i, h := range o.Hosts {
-		counts[i] = c.Add(CounterKey{Module: o.Target.Plan.Name, Target: o.Target.Key, MX: h.Name}, h.Result)
+		counts[i] = c.Add(CounterKey{Module: o.Target.Plan.Name, Target: o.Target.Key, MX: h.Name, Address: h.Address}, h.Result)
 	}
 	return counts
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/go-kit/log/level"
 
 	"github.com/smtp-exporter/smtp_exporter/probe"
+	"github.com/smtp-exporter/smtp_exporter/smtp"
 )
 
 // Static probes the static targets of the configuration on every scrape of
@@ -38,11 +39,14 @@ func (s *Static) Loaded(set *probe.Set) {
 	n := 0
 	for _, t := range set.Static {
 		keep[[2]string{t.Plan.Name, t.Key}] = true
+		hosts := 1
 		if t.Plan.MX != nil {
-			n += t.Plan.MX.MaxHosts
-		} else {
-			n++
+			hosts = t.Plan.MX.MaxHosts
 		}
+		if t.Plan.AllAddresses {
+			hosts *= smtp.MaxAddresses
+		}
+		n += hosts
 	}
 	s.counters.Retain(func(k CounterKey) bool { return keep[[2]string{k.Module, k.Target}] })
 	// Room for every series, with slack for exchangers that change.
