@@ -32,6 +32,7 @@ import (
 type daneLab struct {
 	dns                         *dnslab.Lab
 	ee, ta, bad, none, plain    *starttlsServer
+	dual4, dual6                *starttlsServer // mx-dual.dane.test on 127.0.0.1 and [::1], one port; nil without IPv6 loopback
 	eePKI, taPKI, badPKI, plPKI *testpki.PKI
 	policyPKI                   *testpki.PKI
 	resolverOn53                bool
@@ -91,6 +92,23 @@ func startDANELab(t *testing.T) *daneLab {
 	l.bad = startSTARTTLS(t, "mx-bad.dane.test", l.badPKI.Server)
 	l.none = startSTARTTLS(t, "mx-none.dane.test", l.eePKI.Server)
 	l.plain = startSTARTTLS(t, "mx.plain.test", l.plPKI.Server)
+	var dualRecords []string
+	if ln, err := net.Listen("tcp6", "[::1]:0"); err == nil {
+		ln.Close()
+		// One name, an IPv4 and an IPv6 address, the same port on both.
+		for try := 0; l.dual6 == nil && try < 20; try++ {
+			l.dual4 = startSTARTTLS(t, "mx-dual.dane.test", l.eePKI.Server)
+			l.dual6, _ = startSTARTTLSOn(t, "mx-dual.dane.test", l.eePKI.Server, fmt.Sprintf("[::1]:%d", l.dual4.Port))
+		}
+		if l.dual6 != nil {
+			dualRecords = []string{
+				"dual MX 10 mx-dual.dane.test.",
+				"mx-dual A 127.0.0.1",
+				"mx-dual AAAA ::1",
+				fmt.Sprintf("_%d._tcp.mx-dual %s", l.dual4.Port, tlsa(t, l.eePKI.Leaf, smtp.TLSAUsageDANEEE)),
+			}
+		}
+	}
 
 	// The MTA-STS policy server: port 443 of a random 127/8 address.
 	httpsIP := randomLoopback(t)
@@ -121,7 +139,7 @@ func startDANELab(t *testing.T) *daneLab {
 	})
 
 	cfg := dnslab.Config{Zones: []dnslab.Zone{
-		{Name: "dane.test", Signed: true, Records: []string{
+		{Name: "dane.test", Signed: true, Records: append([]string{
 			"@ MX 10 mx-ee.dane.test.",
 			"@ MX 20 mx-ta.dane.test.",
 			"mx-ee A 127.0.0.1",
@@ -144,7 +162,7 @@ func startDANELab(t *testing.T) *daneLab {
 			`_mta-sts TXT "v=STSv1; id=lab1;"`,
 			"mta-sts A " + httpsIP.String(),
 			`_smtp._tls TXT "v=TLSRPTv1; rua=mailto:tlsrpt@dane.test"`,
-		}, Bogus: []string{
+		}, dualRecords...), Bogus: []string{
 			// Unsigned data in the signed zone: the validator refuses it,
 			// although it names the right key.
 			fmt.Sprintf("_%d._tcp.mx-bogus %s", l.ee.Port, tlsa(t, l.eePKI.Leaf, smtp.TLSAUsageDANEEE)),
@@ -326,10 +344,16 @@ func TestDANELab(t *testing.T) {
 		}
 	})
 
+	t.Run("through the probe", func(t *testing.T) {
+		l.probeThroughEngine(ctx, t)
+	})
 	t.Run("posttls-finger", func(t *testing.T) {
 		l.judgeWithPosttlsFinger(t)
 	})
-	for _, s := range []*starttlsServer{l.ee, l.ta, l.bad, l.none, l.plain} {
+	for _, s := range []*starttlsServer{l.ee, l.ta, l.bad, l.none, l.plain, l.dual4, l.dual6} {
+		if s == nil {
+			continue
+		}
 		select {
 		case err := <-s.Errs:
 			t.Errorf("%s: %v", s.addr(), err)
@@ -409,4 +433,134 @@ func (l *daneLab) judgeWithPosttlsFinger(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// probeThroughEngine runs the exporter's own probes (smtp.Probe, ProbeMX,
+// ProbeHost) with dane, mta_sts, tls_rpt and addresses: all against the lab.
+func (l *daneLab) probeThroughEngine(ctx context.Context, t *testing.T) {
+	loopbackOnly := func(host string, addr netip.Addr) error {
+		if !addr.IsLoopback() {
+			return fmt.Errorf("%s resolved to %s, not loopback", host, addr)
+		}
+		return nil
+	}
+	base := func(roots *x509.CertPool) *smtp.Options {
+		return &smtp.Options{HeloName: "probe.test", TLS: smtp.TLSStartTLS, DANE: true, Resolver: l.dns.Resolver,
+			TLSConfig: &tls.Config{RootCAs: roots}, CheckAddr: loopbackOnly}
+	}
+	t.Run("dane", func(t *testing.T) {
+		for _, tc := range []struct {
+			name, host string
+			srv        *starttlsServer
+			roots      *x509.CertPool // nil: the system's, which the lab's certificates do not chain to
+			wantReason smtp.Reason
+			applies    bool
+			verified   bool
+			depth      int
+		}{
+			{name: "DANE-EE verifies without WebPKI", host: "mx-ee.dane.test", srv: l.ee, applies: true, verified: true},
+			{name: "DANE-TA verifies without WebPKI", host: "mx-ta.dane.test", srv: l.ta, applies: true, verified: true, depth: 1},
+			{name: "a mismatch fails with reason dane", host: "mx-bad.dane.test", srv: l.bad, roots: l.badPKI.Pool,
+				applies: true, wantReason: smtp.ReasonDANE},
+			{name: "unsigned zone: not authenticated, not a failure", host: "mx.plain.test", srv: l.plain, roots: l.plPKI.Pool},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				var lines []string
+				opts := base(tc.roots)
+				opts.Transcript = func(line smtp.TranscriptLine) { lines = append(lines, line.String()) }
+				res, err := smtp.Probe(ctx, tc.host, tc.srv.Port, opts)
+				transcript := strings.Join(lines, "\n")
+				if tc.wantReason == "" && err != nil {
+					t.Fatalf("probe failed: %v\n%s", err, transcript)
+				}
+				if tc.wantReason != "" && (res.Err == nil || res.Err.Reason != tc.wantReason || res.Err.Phase != smtp.PhaseStartTLS) {
+					t.Fatalf("err %v, want phase starttls, reason %s\n%s", res.Err, tc.wantReason, transcript)
+				}
+				d := res.DANE
+				if d == nil || d.Applies() != tc.applies || d.Authenticated() != tc.applies || d.UsableRecords() != 1 {
+					t.Fatalf("DANE %+v: applies %t authenticated %t usable %d; want %t %t 1", d, d.Applies(), d.Authenticated(), d.UsableRecords(), tc.applies, tc.applies)
+				}
+				verified, present := d.Verified()
+				if present != tc.applies || verified != tc.verified {
+					t.Errorf("verified %t (present %t), want %t (%t): %v", verified, present, tc.verified, tc.applies, d.VerifyErr)
+				}
+				if tc.verified && (d.Match.Depth != tc.depth || res.TLS.Verified) {
+					t.Errorf("matched at depth %d (want %d), WebPKI verified %t (want false: the system's roots)", d.Match.Depth, tc.depth, res.TLS.Verified)
+				}
+				if tc.verified && !strings.Contains(transcript, "DANE applies") {
+					t.Errorf("no note of the TLSA records:\n%s", transcript)
+				}
+			})
+		}
+	})
+	t.Run("mta-sts and tls-rpt", func(t *testing.T) {
+		for _, tc := range []struct {
+			domain     string
+			srv        *starttlsServer
+			roots      *x509.CertPool
+			wantReason smtp.Reason
+			rpt        bool
+		}{
+			// dane.test's first MX, mx-ee, is listed by its enforce policy.
+			{domain: "dane.test", srv: l.ee, roots: l.eePKI.Pool, rpt: true},
+			// plain.test's enforce policy lists mx.elsewhere.test only.
+			{domain: "plain.test", srv: l.plain, roots: l.plPKI.Pool, wantReason: smtp.ReasonMTASTS},
+		} {
+			t.Run(tc.domain, func(t *testing.T) {
+				opts := base(tc.roots)
+				opts.MTASTS = &smtp.MTASTSOptions{TLSConfig: &tls.Config{RootCAs: l.policyPKI.Pool}}
+				opts.TLSRPT = true
+				res, err := smtp.ProbeMX(ctx, tc.domain, tc.srv.Port, opts, 1)
+				if err != nil || res.Err != nil || len(res.Hosts) != 1 {
+					t.Fatalf("result %+v, err %v", res, err)
+				}
+				if res.MTASTS == nil || res.MTASTS.Policy.Mode != smtp.MTASTSEnforce || res.MTASTSErr != nil {
+					t.Fatalf("policy %+v, err %v", res.MTASTS, res.MTASTSErr)
+				}
+				h := res.Hosts[0].Result
+				if tc.wantReason == "" && (h.Err != nil || !res.Success(smtp.MXSuccessAll)) {
+					t.Errorf("%s failed: %v", res.Hosts[0].Name, h.Err)
+				}
+				if tc.wantReason != "" && (h.Err == nil || h.Err.Reason != tc.wantReason || h.Err.Phase != smtp.PhaseMTASTS) {
+					t.Errorf("%s: %v, want phase mta_sts, reason %s", res.Hosts[0].Name, h.Err, tc.wantReason)
+				}
+				if res.TLSRPT == nil || (res.TLSRPT.Record != nil) != tc.rpt {
+					t.Errorf("TLS-RPT %+v (%v), want a record: %t", res.TLSRPT, res.TLSRPTErr, tc.rpt)
+				}
+			})
+		}
+	})
+	t.Run("addresses all", func(t *testing.T) {
+		testenv.Require(t, l.dual6 != nil, "no IPv6 loopback ([::1]) with a port free on both loopbacks")
+		opts := base(l.eePKI.Pool)
+		opts.AllAddresses = true
+		check := func(t *testing.T, results []*smtp.Result) {
+			t.Helper()
+			if len(results) != 2 {
+				t.Fatalf("%d results, want IPv4 and IPv6", len(results))
+			}
+			for i, want := range []string{"127.0.0.1", "::1"} {
+				r := results[i]
+				if r.Addr.Addr().String() != want || !r.Success() {
+					t.Errorf("result %d: %s %v, want %s and success", i, r.Addr, r.Err, want)
+				}
+				if v, ok := r.DANE.Verified(); !v || !ok {
+					t.Errorf("result %d (%s): DANE not verified: %v", i, r.Addr, r.DANE.VerifyErr)
+				}
+			}
+		}
+		results, err := smtp.ProbeHost(ctx, "mx-dual.dane.test", l.dual4.Port, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, results)
+		mx, err := smtp.ProbeMX(ctx, "dual.dane.test", l.dual4.Port, opts, 5)
+		if err != nil || mx.Err != nil || len(mx.Hosts) != 2 {
+			t.Fatalf("MX result %+v, err %v", mx, err)
+		}
+		check(t, []*smtp.Result{mx.Hosts[0].Result, mx.Hosts[1].Result})
+		if mx.Hosts[0].Name != "mx-dual.dane.test" || mx.Hosts[1].Name != "mx-dual.dane.test" {
+			t.Errorf("MX hosts %s, %s", mx.Hosts[0].Name, mx.Hosts[1].Name)
+		}
+	})
 }

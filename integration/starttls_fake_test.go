@@ -23,9 +23,20 @@ type starttlsServer struct {
 
 func startSTARTTLS(t *testing.T, name string, cfg *tls.Config) *starttlsServer {
 	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	s, err := startSTARTTLSOn(t, name, cfg, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	return s
+}
+
+// startSTARTTLSOn is startSTARTTLS on addr (a loopback address and port,
+// e.g. "[::1]:2525"), or the error of listening there.
+func startSTARTTLSOn(t *testing.T, name string, cfg *tls.Config, addr string) (*starttlsServer, error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
 	}
 	s := &starttlsServer{Port: uint16(ln.Addr().(*net.TCPAddr).Port), Errs: make(chan error, 16)}
 	var wg sync.WaitGroup
@@ -67,7 +78,7 @@ func startSTARTTLS(t *testing.T, name string, cfg *tls.Config) *starttlsServer {
 		mu.Unlock()
 		wg.Wait()
 	})
-	return s
+	return s, nil
 }
 
 // session speaks a bounded SMTP dialog: EHLO (STARTTLS offered before TLS),

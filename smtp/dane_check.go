@@ -85,9 +85,12 @@ func (d *DANEResult) UsableRecords() int {
 func (d *DANEResult) Authenticated() bool { return d != nil && d.TLSA != nil && d.TLSA.Authenticated }
 
 // Verified is probe_smtp_dane_verified: ok is false when the series is
-// absent (no authenticated usable record).
+// absent: no authenticated usable record, or DANE applied but no verdict was
+// reached (the probe failed, or its expectations stopped it, before the
+// handshake: a connection refused is not a DANE mismatch). A server without
+// STARTTLS where DANE applies is a verdict: not verified.
 func (d *DANEResult) Verified() (verified, ok bool) {
-	if !d.Applies() {
+	if !d.Applies() || (!d.Checked && d.VerifyErr == nil) {
 		return false, false
 	}
 	return d.Match != nil, true

@@ -28,6 +28,8 @@ func TestDANEResultMetrics(t *testing.T) {
 			records: 1, auth: true, verified: true, present: true},
 		{name: "mismatched", res: &DANEResult{TLSA: secure, Checked: true, VerifyErr: ErrDANEMismatch},
 			records: 1, auth: true, present: true},
+		{name: "applies, but no verdict (the probe stopped before TLS)", res: &DANEResult{TLSA: secure},
+			records: 1, auth: true},
 		{name: "not authenticated", res: &DANEResult{TLSA: &TLSAResult{Records: []TLSARecord{ee}}}, records: 1},
 		{name: "address not authenticated", res: &DANEResult{TLSA: &TLSAResult{Records: []TLSARecord{ee}, Authenticated: true}},
 			records: 1, auth: true},

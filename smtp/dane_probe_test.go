@@ -136,6 +136,24 @@ func TestProbeDANE(t *testing.T) {
 			}
 		})
 	}
+	t.Run("connection refused where DANE applies: no verdict", func(t *testing.T) {
+		_, portStr, _ := strings.Cut(closedAddr(t), ":")
+		var port uint16
+		fmt.Sscan(portStr, &port)
+		opts := baseOptions()
+		opts.TLS, opts.DANE = TLSStartTLS, true
+		opts.Resolver = startSecDNS(t, secZone{
+			Records: map[string][]string{"mx.dane.test. A": {"127.0.0.1"}, tlsaAt(port): {ee}},
+			Secure:  map[string]bool{"mx.dane.test.": true, strings.TrimSuffix(tlsaAt(port), " TLSA"): true},
+		})
+		res, _ := Probe(t.Context(), "mx.dane.test", port, opts)
+		if res.Err == nil || res.Err.Reason != ReasonConnect || !res.DANE.Applies() {
+			t.Fatalf("err %v, DANE %+v: want a connect failure where DANE applies", res.Err, res.DANE)
+		}
+		if _, present := res.DANE.Verified(); present {
+			t.Errorf("verified is present although no certificate was seen")
+		}
+	})
 	t.Run("TLS none: no lookup", func(t *testing.T) {
 		questions := make(chan *dns.Msg, 16)
 		z := zone(true, plain, ee)

@@ -13,11 +13,23 @@
 // line with a cap on line length (MaxLineLength) and on lines per reply
 // (MaxReplyLines).
 //
+// Beyond one path to one address, the options follow every path a sender
+// may take: AllAddresses probes every A and AAAA address of the host
+// (ProbeHost) or of each exchanger (ProbeMX), each as its own dialog; DANE
+// checks the certificate against the host's DNSSEC-authenticated TLSA
+// records (RFC 7672), which then replace WebPKI and make STARTTLS
+// mandatory; MTASTS fetches the domain's MTA-STS policy (RFC 8461) while
+// the MX records are looked up and judges every exchanger by it; TLSRPT
+// reports the domain's TLS-RPT record (RFC 8460).
+//
 // The library API:
 //   - Options (checked once by Validate, whose errors are *FieldError;
 //     CheckHeloName and CheckMailbox check single values), Auth, TLSMode;
-//   - Probe and its Result (PhaseResult, TLSState), ProbeMX and its MXResult
-//     (MXHost, MXSuccess);
+//   - Probe and its Result (PhaseResult, TLSState, DANEResult), ProbeHost
+//     (one Result per address), ProbeMX and its MXResult (MXHost,
+//     MXSuccess, MTASTSResult, TLSRPTResult);
+//   - the DANE, MTA-STS and TLS-RPT pieces on their own: LookupTLSA,
+//     VerifyDANE, LookupMTASTS, ParseMTASTSPolicy, LookupTLSRPT;
 //   - Error, with its Phase and Reason (Phases and Reasons list the label
 //     values), ErrPolicy for a refusal by the address policy;
 //   - Reply, EnhancedCode, ReadReply and NewReader (a bounded reply reader),

@@ -22,7 +22,10 @@ type domainChecks struct {
 	rptAsked bool
 }
 
-// startDomainChecks starts the lookups opts asks for.
+// startDomainChecks starts the lookups opts asks for, each within half of
+// the time left before ctx's deadline, so that a policy server that never
+// answers fails the MTA-STS lookup (ReasonTimeout, reported) while the
+// exchangers still have the other half.
 func startDomainChecks(ctx context.Context, domain string, opts *Options) *domainChecks {
 	c := &domainChecks{domain: domain}
 	if opts.MTASTS != nil {
@@ -37,6 +40,10 @@ func startDomainChecks(ctx context.Context, domain string, opts *Options) *domai
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
+			// The exchangers are probed once the policy is known: a policy
+			// server that never answers must leave them time.
+			ctx, cancel := halfDeadline(ctx)
+			defer cancel()
 			c.sts, c.stsErr = LookupMTASTS(ctx, domain, stsOpts)
 		}()
 	}
@@ -45,6 +52,8 @@ func startDomainChecks(ctx context.Context, domain string, opts *Options) *domai
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
+			ctx, cancel := halfDeadline(ctx)
+			defer cancel()
 			c.rpt, c.rptErr = LookupTLSRPT(ctx, opts.Resolver, domain)
 		}()
 	}
@@ -114,4 +123,13 @@ func (p *prober) judgeMTASTS(policy *MTASTSPolicy, name string) {
 	}
 	p.res.Err = policy.CheckMXFailure(name, verified)
 	p.note("probe failed: %s", p.res.Err)
+}
+
+// halfDeadline bounds ctx by half of the time left before its deadline.
+func halfDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, time.Now().Add(time.Until(deadline)/2))
 }

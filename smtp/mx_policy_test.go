@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/smtp-exporter/smtp_exporter/internal/testpki"
 )
@@ -90,6 +92,8 @@ func TestProbeMXMTASTS(t *testing.T) {
 			wantNote: "publishes no mta-sts record"},
 		{name: "a policy that cannot be fetched: reported, not a failure", record: record, handler: http.NotFound,
 			wantErr: ReasonMTASTS, wantNote: "MTA-STS lookup failed"},
+		{name: "a policy server that never answers: a timeout, the exchangers still probed", record: record, handler: silentHandler,
+			wantErr: ReasonTimeout, wantNote: "MTA-STS lookup failed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ps := startPolicyServer(t, tc.handler)
@@ -103,7 +107,10 @@ func TestProbeMXMTASTS(t *testing.T) {
 				opts.TLSConfig = &tls.Config{InsecureSkipVerify: true}
 			}
 			opts.MTASTS = &MTASTSOptions{TLSConfig: &tls.Config{RootCAs: ps.pki.Pool}, port: ps.port}
-			res, err := ProbeMX(t.Context(), "example.test", smtpSrv.port, opts, 5)
+			// A generous deadline: the silent policy server takes half of it.
+			ctx, cancel := context.WithTimeout(t.Context(), 4*time.Second)
+			defer cancel()
+			res, err := ProbeMX(ctx, "example.test", smtpSrv.port, opts, 5)
 			if err != nil || res.Err != nil || len(res.Hosts) != 1 {
 				t.Fatalf("result %+v, err %v", res, err)
 			}
