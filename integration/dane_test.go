@@ -347,6 +347,9 @@ func TestDANELab(t *testing.T) {
 	t.Run("through the probe", func(t *testing.T) {
 		l.probeThroughEngine(ctx, t)
 	})
+	t.Run("through the exporter", func(t *testing.T) {
+		l.throughExporter(t)
+	})
 	t.Run("posttls-finger", func(t *testing.T) {
 		l.judgeWithPosttlsFinger(t)
 	})
