@@ -293,29 +293,7 @@ scrape_configs:
 	write(t, confFile, conf)
 	promtool(t, "", "check", "config", confFile)
 
-	cmd := exec.Command(promBin, "--config.file="+confFile, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+promAddr, "--log.level=warn")
-	logFile, _ := os.Create(filepath.Join(dir, "prometheus.log"))
-	defer logFile.Close()
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "prometheus.log"))
-			t.Logf("prometheus log:\n%s", b)
-		}
-	})
+	runPrometheus(t, promBin, "prometheus", dir, confFile, promAddr)
 
 	checks := []struct {
 		query string
@@ -395,4 +373,39 @@ func promQuery(addr, query string) (float64, bool) {
 	var v float64
 	_, err = fmt.Sscan(s, &v)
 	return v, err == nil
+}
+
+// runPrometheus runs Prometheus on confFile, its data in dir, listening on
+// addr, until the test ends (SIGINT, then SIGKILL after 10s); its log is
+// shown when the test failed.
+func runPrometheus(t *testing.T, bin, name, dir, confFile, addr string) {
+	t.Helper()
+	logPath := filepath.Join(dir, name+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--config.file="+confFile, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr, "--log.level=warn")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		logFile.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("%s log:\n%s", name, b)
+		}
+	})
 }
