@@ -62,6 +62,8 @@ func BenchmarkProbe(b *testing.B) {
 	}{
 		{"ehlo-quit", &Options{HeloName: "probe.test"}},
 		{"mail-rcpt", &Options{HeloName: "probe.test", MailFrom: "probe@example.org", RcptTo: []string{"postmaster@example.org"}}},
+		// What the recent probes' history costs: every line recorded.
+		{"ehlo-quit-transcript", &Options{HeloName: "probe.test", Transcript: func(TranscriptLine) {}}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
