@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"io"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -194,14 +193,4 @@ func escapeLabel(s string) string {
 		return s
 	}
 	return labelEscaper.Replace(s)
-}
-
-// sortedKeys returns a map's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -76,7 +76,7 @@ var families = []family{
 	{name: "probe_smtp_extension_info", help: "1 for each registered EHLO keyword the server advertised (after STARTTLS when TLS was started); see probe_smtp_extensions_unregistered for the others.",
 		labels: []string{"extension"},
 		perHost: func(h *hostItem, s *sink) {
-			for _, ext := range sortedKeys(h.Result.Extensions) {
+			for _, ext := range h.Extensions {
 				if registeredExtensions[ext] {
 					s.emit(1, ext)
 				}
@@ -88,7 +88,7 @@ var families = []family{
 				return
 			}
 			n := 0
-			for ext := range h.Result.Extensions {
+			for _, ext := range h.Extensions {
 				if !registeredExtensions[ext] {
 					n++
 				}

@@ -40,6 +40,8 @@ type Host struct {
 	Name, Preference string
 	// Address is the address dialled, with addresses: all.
 	Address string
+	// Extensions are the EHLO keywords of Result, sorted.
+	Extensions []string
 	Result  *smtp.Result
 	// Phases holds each phase reached once, in dialog order: a phase with
 	// several replies (RCPT per recipient, EHLO around STARTTLS, HELO after
@@ -73,6 +75,10 @@ func (o *Outcome) Failures() []*smtp.Error {
 
 func newHost(name, preference string, res *smtp.Result, byAddress bool) Host {
 	h := Host{Name: name, Preference: preference, Result: res}
+	for k := range res.Extensions {
+		h.Extensions = append(h.Extensions, k)
+	}
+	slices.Sort(h.Extensions)
 	if byAddress && res.Addr.IsValid() {
 		h.Address = res.Addr.Addr().String()
 	}
