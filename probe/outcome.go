@@ -42,7 +42,7 @@ type Host struct {
 	Address string
 	// Extensions are the EHLO keywords of Result, sorted.
 	Extensions []string
-	Result  *smtp.Result
+	Result     *smtp.Result
 	// Phases holds each phase reached once, in dialog order: a phase with
 	// several replies (RCPT per recipient, EHLO around STARTTLS, HELO after
 	// EHLO) reports its total time and its last reply.
