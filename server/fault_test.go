@@ -78,7 +78,7 @@ modules:
 	s, _ := newTestServer(t, conf, Options{MaxInFlight: 512})
 	srv := httptest.NewServer(s.Probe())
 	defer srv.Close()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 2 * time.Minute} // a hang fails
 	defer client.CloseIdleConnections()
 
 	http.Get(srv.URL + "?target=" + addrs["reset"] + "&module=fast") // warm up the HTTP path
