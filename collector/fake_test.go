@@ -5,8 +5,9 @@ import (
 	"crypto/tls"
 	"net"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/smtp-exporter/smtp_exporter/internal/smtptest"
 )
 
 // scripted is a loopback SMTP server that greets with banner and answers
@@ -27,27 +28,11 @@ func (s scripted) start(t *testing.T, addr string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				s.serve(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	smtptest.Serve(t, ln, s.serve)
 	return ln.Addr().String()
 }
 
+// serve plays the script on one connection (closed by the caller).
 func (s scripted) serve(c net.Conn) {
 	replies := s.replies
 	r := bufio.NewReader(c)

@@ -6,9 +6,10 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/smtp-exporter/smtp_exporter/internal/smtptest"
 )
 
 // starttlsServer is a small SMTP server on 127.0.0.1:0 that offers STARTTLS
@@ -39,44 +40,13 @@ func startSTARTTLSOn(t *testing.T, name string, cfg *tls.Config, addr string) (*
 		return nil, err
 	}
 	s := &starttlsServer{Port: uint16(ln.Addr().(*net.TCPAddr).Port), Errs: make(chan error, 16)}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+	smtptest.Serve(t, ln, func(c net.Conn) {
+		if err := s.session(c, name, cfg); err != nil {
+			select {
+			case s.Errs <- err:
+			default:
 			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := s.session(c, name, cfg); err != nil {
-					select {
-					case s.Errs <- err:
-					default:
-					}
-				}
-				mu.Lock()
-				delete(conns, c)
-				mu.Unlock()
-				c.Close()
-			}()
 		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
 	})
 	return s, nil
 }

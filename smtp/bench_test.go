@@ -7,9 +7,10 @@ import (
 	"net"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/smtp-exporter/smtp_exporter/internal/smtptest"
 )
 
 // sinkServer is a minimal, fast SMTP responder for benchmarks: it answers
@@ -19,35 +20,25 @@ func sinkServer(b *testing.B) (string, uint16) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { ln.Close() })
-	go func() {
+	smtptest.Serve(b, ln, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		c.Write([]byte("220 sink.test ESMTP\r\n"))
 		for {
-			c, err := ln.Accept()
+			line, err := r.ReadString('\n')
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				c.Write([]byte("220 sink.test ESMTP\r\n"))
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
-					case strings.HasPrefix(cmd, "EHLO"):
-						c.Write([]byte("250-sink.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n"))
-					case cmd == "QUIT":
-						c.Write([]byte("221 2.0.0 bye\r\n"))
-						return
-					default:
-						c.Write([]byte("250 2.0.0 ok\r\n"))
-					}
-				}
-			}()
+			switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
+			case strings.HasPrefix(cmd, "EHLO"):
+				c.Write([]byte("250-sink.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n"))
+			case cmd == "QUIT":
+				c.Write([]byte("221 2.0.0 bye\r\n"))
+				return
+			default:
+				c.Write([]byte("250 2.0.0 ok\r\n"))
+			}
 		}
-	}()
+	})
 	addr := ln.Addr().(*net.TCPAddr)
 	return "127.0.0.1", uint16(addr.Port)
 }
@@ -121,37 +112,22 @@ func maximalServer(t testing.TB) (string, uint16) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	smtptest.Serve(t, ln, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		c.Write(banner)
 		for {
-			c, err := ln.Accept()
+			l, err := r.ReadString('\n')
 			if err != nil {
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				r := bufio.NewReader(c)
-				c.Write(banner)
-				for {
-					l, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if strings.HasPrefix(l, "EHLO") {
-						c.Write(ehlo)
-					} else {
-						c.Write(quit)
-						return
-					}
-				}
-			}()
+			if strings.HasPrefix(l, "EHLO") {
+				c.Write(ehlo)
+			} else {
+				c.Write(quit)
+				return
+			}
 		}
-	}()
+	})
 	addr := ln.Addr().(*net.TCPAddr)
 	return "127.0.0.1", uint16(addr.Port)
 }

@@ -73,6 +73,18 @@ func StartOn(t testing.TB, mode, addr string) (*Server, error) {
 		return nil, err
 	}
 	f := &Server{Addr: ln.Addr().String()}
+	Serve(t, ln, func(c net.Conn) {
+		f.Accepted.Add(1)
+		serve(c, mode)
+	})
+	return f, nil
+}
+
+// Serve accepts connections on ln until the test ends, each handled by
+// handle in a goroutine of its own and closed when handle returns. At the
+// end of the test the listener and every open connection are closed, and
+// Serve's goroutines are waited for: a test leaks none.
+func Serve(t testing.TB, ln net.Listener, handle func(net.Conn)) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	conns := map[net.Conn]bool{}
@@ -84,7 +96,6 @@ func StartOn(t testing.TB, mode, addr string) (*Server, error) {
 			if err != nil {
 				return
 			}
-			f.Accepted.Add(1)
 			mu.Lock()
 			conns[c] = true
 			mu.Unlock()
@@ -92,7 +103,7 @@ func StartOn(t testing.TB, mode, addr string) (*Server, error) {
 			go func() {
 				defer wg.Done()
 				defer func() { mu.Lock(); delete(conns, c); mu.Unlock(); c.Close() }()
-				serve(c, mode)
+				handle(c)
 			}()
 		}
 	}()
@@ -105,7 +116,6 @@ func StartOn(t testing.TB, mode, addr string) (*Server, error) {
 		mu.Unlock()
 		wg.Wait()
 	})
-	return f, nil
 }
 
 func serve(c net.Conn, mode string) {
