@@ -11,28 +11,13 @@ import (
 
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v2"
+
+	"github.com/smtp-exporter/smtp_exporter/collector"
 )
 
 // Helpers of TestAlertRules and TestDashboard (prometheus_test.go): what the
 // rules, their promtool tests and the dashboard may name, and how they are
 // read.
-
-// contractOnlyMetrics are metric names fixed in the contract ("Every path a
-// sender may take", "End-to-end delivery") that the exporter exports only
-// with modules these tests' fake servers cannot drive: dane and mta_sts need
-// a DNSSEC-validating resolver and an HTTPS policy server, delivery_check an
-// IMAP mailbox. Once a golden file of the collector holds one of them, the
-// test says so and the name can leave this list.
-var contractOnlyMetrics = []string{
-	"probe_smtp_dane_tlsa_records",
-	"probe_smtp_dane_authenticated",
-	"probe_smtp_dane_verified",
-	"probe_smtp_mta_sts_policy_info",
-	"probe_smtp_mta_sts_policy_max_age_seconds",
-	"probe_smtp_mta_sts_mx_matched",
-	"probe_smtp_tls_rpt_record",
-	"probe_smtp_delivery_seconds",
-}
 
 // metricNameRe finds the exporter's metric names in PromQL, in alert
 // templates and in promtool test series.
@@ -63,22 +48,16 @@ func exportedMetrics(t *testing.T) string {
 	return known.String()
 }
 
-// knownMetrics returns a check of metric names: exported (a sample line in
-// exportedMetrics) or in contractOnlyMetrics.
+// knownMetrics returns a check of metric names: a probe metric family of
+// the exporter's table (collector.IsProbeFamily, which the golden files and
+// the DANE and delivery tests exercise), or a sample line in exportedMetrics
+// (the exporter's own metrics, Prometheus's up).
 func knownMetrics(t *testing.T) func(name string) bool {
 	t.Helper()
 	exported := exportedMetrics(t)
-	isExported := func(name string) bool {
-		return regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `[{ ]`).MatchString(exported)
+	return func(name string) bool {
+		return collector.IsProbeFamily(name) || regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(name)+`[{ ]`).MatchString(exported)
 	}
-	contract := map[string]bool{}
-	for _, n := range contractOnlyMetrics {
-		contract[n] = true
-		if isExported(n) {
-			t.Logf("%s is exported by the tests now: drop it from contractOnlyMetrics", n)
-		}
-	}
-	return func(name string) bool { return contract[name] || isExported(name) }
 }
 
 // unknownMetricNames lists, sorted, the metric names in texts that known
