@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -85,51 +86,13 @@ func BenchmarkReadReply(b *testing.B) {
 }
 
 // maximalServer answers every command with the largest reply the probe
-// reads: MaxReplyLines lines of MaxLineLength bytes. The EHLO reply's lines
-// are each a distinct keyword with long parameters.
+// reads: MaxReplyLines lines of MaxLineLength bytes (smtptest.Maximal). The
+// EHLO reply's lines are each a distinct keyword with long parameters.
 func maximalServer(t testing.TB) (string, uint16) {
-	line := func(code string, sep byte, body string) string {
-		l := code + string(sep) + body
-		return l + strings.Repeat("x", MaxLineLength-len(l)) + "\r\n"
-	}
-	reply := func(code string, ehlo bool) []byte {
-		var b strings.Builder
-		for i := range MaxReplyLines {
-			sep := byte('-')
-			if i == MaxReplyLines-1 {
-				sep = ' '
-			}
-			body := "4.4.5 flood "
-			if ehlo {
-				body = fmt.Sprintf("X-KEYWORD-%03d params ", i)
-			}
-			b.WriteString(line(code, sep, body))
-		}
-		return []byte(b.String())
-	}
-	banner, ehlo, quit := reply("220", false), reply("250", true), reply("221", false)
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	smtptest.Serve(t, ln, func(c net.Conn) {
-		r := bufio.NewReader(c)
-		c.Write(banner)
-		for {
-			l, err := r.ReadString('\n')
-			if err != nil {
-				return
-			}
-			if strings.HasPrefix(l, "EHLO") {
-				c.Write(ehlo)
-			} else {
-				c.Write(quit)
-				return
-			}
-		}
-	})
-	addr := ln.Addr().(*net.TCPAddr)
-	return "127.0.0.1", uint16(addr.Port)
+	addr := smtptest.Start(t, smtptest.Maximal).Addr
+	_, port, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(port)
+	return "127.0.0.1", uint16(n)
 }
 
 // retainedPerProbe runs n probes against the maximal server and returns the

@@ -4,6 +4,7 @@ package smtptest
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -46,7 +47,7 @@ func maximalReply(code string, ehlo bool) []byte {
 		}
 		l := code + sep + "4.4.5 maximal "
 		if ehlo && i > 0 {
-			l = code + sep + "X-KEYWORD-" + strings.Repeat("K", i%40) + " params "
+			l = fmt.Sprintf("%s%sX-KEYWORD-%03d params ", code, sep, i)
 		}
 		b.WriteString(l + strings.Repeat("x", 4096-len(l)) + "\r\n")
 	}
