@@ -182,3 +182,26 @@ func TestBuildErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestReportNamesTheDomainRows: the rows of an MX probe without an
+// exchanger say what failed: the MX lookup, or the MTA-STS policy.
+func TestReportNamesTheDomainRows(t *testing.T) {
+	s := build(t, "modules:\n  mx: {mx_lookup: true, mta_sts: true}\n", ".")
+	tgt := mustTarget(t, s.Plans["mx"], "example.org")
+	for _, tc := range []struct {
+		mx   *smtp.MXResult
+		want string
+	}{
+		{&smtp.MXResult{Domain: "example.org", Err: &smtp.Error{Phase: smtp.PhaseResolve, Reason: smtp.ReasonNullMX}}, "  MX lookup failed in phase resolve (null_mx)"},
+		{&smtp.MXResult{Domain: "example.org", Found: 1, MTASTSErr: &smtp.Error{Phase: smtp.PhaseMTASTS, Reason: smtp.ReasonTimeout},
+			Hosts: []smtp.MXHost{{Name: "mx.example.org", Preference: 10, Result: &smtp.Result{}}}}, "  MTA-STS policy failed in phase mta_sts (timeout)"},
+	} {
+		o := &Outcome{Target: tgt}
+		o.fromMX(tc.mx, smtp.MXSuccessAll)
+		var b strings.Builder
+		WriteReport(&b, o)
+		if !strings.Contains(b.String(), tc.want) || o.Success {
+			t.Errorf("report lacks %q (success %t):\n%s", tc.want, o.Success, b.String())
+		}
+	}
+}

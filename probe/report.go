@@ -57,7 +57,11 @@ func WriteReport(w io.Writer, o *Outcome) {
 	for _, h := range o.Hosts {
 		if e := h.Result.Err; e != nil {
 			prefix := h.tag()
-			if o.IsMX() && h.Name == "" {
+			switch {
+			case !o.IsMX() || h.Name != "":
+			case e.Phase == smtp.PhaseMTASTS:
+				prefix = "MTA-STS policy "
+			default:
 				prefix = "MX lookup "
 			}
 			fmt.Fprintln(w, "  "+prefix+strings.TrimSpace(smtp.ExplainFailure(e)))
