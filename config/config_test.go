@@ -97,12 +97,14 @@ func TestLoadFileGood(t *testing.T) {
 
 // TestConfigStringRedactsSecrets: /config shows the config without secrets.
 func TestConfigStringRedactsSecrets(t *testing.T) {
-	c, err := Parse([]byte("modules:\n  m:\n    tls: implicit\n    auth: {username: u, password: s3cr3t-in-config}\n"), ".")
+	c, err := Parse([]byte("modules:\n  m:\n    tls: implicit\n    auth: {username: u, password: s3cr3t-in-config}\n"+
+		"    mail_from: a@example.org\n    rcpt_to: [b@example.org]\n    send_data: true\n"+
+		"    delivery_check: {imap: imap.example.org, username: u, password: imap-s3cr3t}\n"), ".")
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := c.String()
-	if strings.Contains(out, "s3cr3t-in-config") || !strings.Contains(out, "<secret>") {
+	if strings.Contains(out, "s3cr3t-in-config") || strings.Contains(out, "imap-s3cr3t") || strings.Count(out, "<secret>") != 2 {
 		t.Errorf("config rendering leaks or hides wrongly:\n%s", out)
 	}
 }
