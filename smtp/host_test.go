@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,20 +44,8 @@ func startOnAll(t *testing.T, mode string, ips ...string) (port uint16, servers 
 	}
 }
 
-// lineRecorder keeps the transcript lines of a probe.
-type lineRecorder struct {
-	mu    sync.Mutex
-	lines []TranscriptLine
-}
-
-func (r *lineRecorder) add(l TranscriptLine) {
-	r.mu.Lock()
-	r.lines = append(r.lines, l)
-	r.mu.Unlock()
-}
-
 // hosts returns the distinct TranscriptLine.Host values seen, sorted.
-func (r *lineRecorder) hosts() []string {
+func (r *recorder) hosts() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []string
@@ -71,16 +58,6 @@ func (r *lineRecorder) hosts() []string {
 	return out
 }
 
-func (r *lineRecorder) text() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var b strings.Builder
-	for _, l := range r.lines {
-		b.WriteString(l.String() + "\n")
-	}
-	return b.String()
-}
-
 func TestProbeHostAllAddresses(t *testing.T) {
 	port, servers := startOnAll(t, smtptest.OK, "127.0.0.1", "127.0.0.2")
 	resolver := dnstest.Start(t, dnstest.Zone{Records: map[string][]string{
@@ -90,8 +67,8 @@ func TestProbeHostAllAddresses(t *testing.T) {
 	}, NXDomain: []string{"nx.test."}}).Addr
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	newOpts := func(all bool) (*Options, *lineRecorder) {
-		rec := &lineRecorder{}
+	newOpts := func(all bool) (*Options, *recorder) {
+		rec := &recorder{}
 		o := baseOptions()
 		o.Resolver, o.AllAddresses, o.Transcript = resolver, all, rec.add
 		return o, rec

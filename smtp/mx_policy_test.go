@@ -98,7 +98,7 @@ func TestProbeMXMTASTS(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ps := startPolicyServer(t, tc.handler)
 			smtpSrv := startCountingSMTP(t, mxPKI.Server)
-			rec := &lineRecorder{}
+			rec := &recorder{}
 			opts := baseOptions()
 			opts.TLS, opts.Transcript = TLSStartTLS, rec.add
 			opts.Resolver = mxSTSZone(t, tc.record, "")
@@ -183,7 +183,7 @@ func TestProbeMXTLSRPT(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			smtpSrv := startCountingSMTP(t, mxPKI.Server)
-			rec := &lineRecorder{}
+			rec := &recorder{}
 			opts := baseOptions()
 			opts.TLS, opts.TLSRPT, opts.Transcript = TLSStartTLS, true, rec.add
 			opts.Resolver = mxSTSZone(t, "", tc.txt)
@@ -246,7 +246,7 @@ func TestProbeMXAllAddresses(t *testing.T) {
 		"refused.test. MX":    {"10 mx.example.test.", "20 mx3.example.test."},
 		"mx3.example.test. A": {"127.0.0.1", "127.0.0.3"},
 	}})
-	rec := &lineRecorder{}
+	rec := &recorder{}
 	opts := baseOptions()
 	opts.AllAddresses, opts.Resolver, opts.Transcript = true, resolver, rec.add
 	opts.TLS, opts.TLSConfig = TLSStartTLS, &tls.Config{RootCAs: pki.Pool}
