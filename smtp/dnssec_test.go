@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/smtp-exporter/smtp_exporter/internal/dnstest"
 )
 
 // secZone is the data of a fake validating resolver: records by "name. TYPE"
@@ -42,21 +44,7 @@ func startSecDNS(t *testing.T, zone secZone) string {
 			}
 		}
 	}
-	var pc net.PacketConn
-	var ln net.Listener
-	var err error
-	for try := 0; try < 50; try++ {
-		if pc, err = net.ListenPacket("udp4", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		if ln, err = net.Listen("tcp4", pc.LocalAddr().String()); err == nil {
-			break
-		}
-		pc.Close()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc, ln := dnstest.Listen(t)
 	handler := func(udp bool) dns.HandlerFunc {
 		return func(w dns.ResponseWriter, req *dns.Msg) {
 			if zone.Questions != nil {

@@ -25,26 +25,30 @@ type Server struct {
 	Addr string
 }
 
-// Start serves zone until the test ends.
-func Start(t testing.TB, zone Zone) *Server {
+// Listen opens UDP and TCP on one free port of 127.0.0.1, as a DNS server
+// needs. The port UDP got may be taken for TCP (by an ephemeral port of
+// some connection), so it tries a few.
+func Listen(t testing.TB) (net.PacketConn, net.Listener) {
 	t.Helper()
-	// UDP and TCP on the same port: the port UDP got may be taken for TCP
-	// (by an ephemeral port of some connection), so try a few.
-	var pc net.PacketConn
-	var ln net.Listener
-	var err error
 	for try := 0; try < 50; try++ {
-		if pc, err = net.ListenPacket("udp4", "127.0.0.1:0"); err != nil {
+		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
 			t.Fatal(err)
 		}
-		if ln, err = net.Listen("tcp4", pc.LocalAddr().String()); err == nil {
-			break
+		ln, err := net.Listen("tcp4", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln
 		}
 		pc.Close()
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Fatal("no port free for both UDP and TCP on 127.0.0.1")
+	return nil, nil
+}
+
+// Start serves zone until the test ends.
+func Start(t testing.TB, zone Zone) *Server {
+	t.Helper()
+	pc, ln := Listen(t)
 	s := &Server{Addr: pc.LocalAddr().String()}
 	handler := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
 		m := new(dns.Msg)
