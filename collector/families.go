@@ -51,19 +51,19 @@ var families = []family{
 		perHost: func(h *hostItem, s *sink) { s.emit(float64(h.Result.IPProtocol)) }},
 	{name: "probe_smtp_dane_authenticated", help: "1 if the TLSA answer for the host (or its denial) was DNSSEC-authenticated (dane).",
 		perHost: func(h *hostItem, s *sink) {
-			if d := h.Result.DANE; d != nil {
+			if d := h.DANE; d != nil {
 				s.emit(boolFloat(d.Authenticated()))
 			}
 		}},
 	{name: "probe_smtp_dane_tlsa_records", help: "Usable (DANE-TA or DANE-EE) TLSA records found for the host (dane).",
 		perHost: func(h *hostItem, s *sink) {
-			if d := h.Result.DANE; d != nil {
+			if d := h.DANE; d != nil {
 				s.emit(float64(d.UsableRecords()))
 			}
 		}},
 	{name: "probe_smtp_dane_verified", help: "1 if the certificate matched a usable TLSA record, 0 if not; absent when there is no authenticated usable TLSA record (dane).",
 		perHost: func(h *hostItem, s *sink) {
-			if v, ok := h.Result.DANE.Verified(); ok {
+			if v, ok := h.DANE.Verified(); ok {
 				s.emit(boolFloat(v))
 			}
 		}},

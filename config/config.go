@@ -51,7 +51,7 @@ type Module struct {
 	IPProtocolFallback *bool                 `yaml:"ip_protocol_fallback,omitempty"`
 	Resolver           string                `yaml:"resolver,omitempty"`
 	MXLookup           bool                  `yaml:"mx_lookup,omitempty"`
-	MXSuccess          smtp.MXSuccess        `yaml:"mx_success,omitempty"`
+	MXSuccess          MXSuccess             `yaml:"mx_success,omitempty"`
 	MXMaxHosts         int                   `yaml:"mx_max_hosts,omitempty"`
 	ExpectReply        map[smtp.Phase]string `yaml:"expect_reply,omitempty"`
 	DeliveryCheck      *DeliveryCheck        `yaml:"delivery_check,omitempty"`
@@ -102,7 +102,7 @@ type moduleKeys Module
 // UnmarshalYAML sets the defaults, decodes the module and checks it.
 func (m *Module) UnmarshalYAML(unmarshal func(any) error) error {
 	*m = Module{Timeout: model.Duration(DefaultTimeout), TLS: smtp.TLSNone, IPProtocol: "ip4",
-		MXSuccess: smtp.MXSuccessAll, MXMaxHosts: DefaultMXMaxHosts, Addresses: AddressesFirst}
+		MXSuccess: MXSuccessAll, MXMaxHosts: DefaultMXMaxHosts, Addresses: AddressesFirst}
 	if err := unmarshal((*moduleKeys)(m)); err != nil {
 		return err
 	}
@@ -149,7 +149,7 @@ func (m *Module) validate() error {
 		}
 	}
 	switch m.MXSuccess {
-	case smtp.MXSuccessAll, smtp.MXSuccessAny, smtp.MXSuccessPrimary:
+	case MXSuccessAll, MXSuccessAny, MXSuccessPrimary:
 	default:
 		return fmt.Errorf("mx_success %q: want all, any or primary", m.MXSuccess)
 	}
@@ -481,3 +481,14 @@ func sortedKeys[K ~string, V any](m map[K]V) []K {
 	slices.Sort(keys)
 	return keys
 }
+
+// MXSuccess says which exchangers (or addresses) must succeed for a target
+// to succeed: the module's mx_success.
+type MXSuccess string
+
+// The MX success modes.
+const (
+	MXSuccessAll     MXSuccess = "all"     // every exchanger probed
+	MXSuccessAny     MXSuccess = "any"     // at least one
+	MXSuccessPrimary MXSuccess = "primary" // every exchanger with the lowest preference value
+)

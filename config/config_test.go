@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/smtp-exporter/smtp_exporter/smtp"
 	// Every test binary accepts -update (go test ./... -run Golden -args -update).
 	_ "github.com/smtp-exporter/smtp_exporter/internal/testenv"
 )
@@ -81,7 +80,7 @@ func TestLoadFileGood(t *testing.T) {
 	}
 	d := c.Modules["default"]
 	if time.Duration(d.Timeout) != DefaultTimeout || d.Port != 25 || d.IPProtocol != "ip4" || !*d.IPProtocolFallback || d.TLS != "none" ||
-		d.MXSuccess != smtp.MXSuccessAll || d.MXMaxHosts != DefaultMXMaxHosts {
+		d.MXSuccess != MXSuccessAll || d.MXMaxHosts != DefaultMXMaxHosts {
 		t.Errorf("defaults not applied: %+v", d)
 	}
 	if p := c.Modules["smtps"].Port; p != 465 {

@@ -18,10 +18,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smtp-exporter/smtp_exporter/config"
+	"github.com/smtp-exporter/smtp_exporter/dane"
+	"github.com/smtp-exporter/smtp_exporter/dnssec"
 	"github.com/smtp-exporter/smtp_exporter/internal/dnslab"
 	"github.com/smtp-exporter/smtp_exporter/internal/testenv"
 	"github.com/smtp-exporter/smtp_exporter/internal/testpki"
+	"github.com/smtp-exporter/smtp_exporter/mtasts"
+	"github.com/smtp-exporter/smtp_exporter/probe"
 	"github.com/smtp-exporter/smtp_exporter/smtp"
+	"github.com/smtp-exporter/smtp_exporter/tlsrpt"
 )
 
 // daneLab is the world of the DANE, MTA-STS and TLS-RPT tests: a signed
@@ -67,7 +73,7 @@ func port53Free(ip netip.Addr) bool {
 
 func tlsa(t *testing.T, cert *x509.Certificate, usage uint8) string {
 	t.Helper()
-	r, err := smtp.TLSAFor(cert, usage, smtp.TLSASelectorSPKI, smtp.TLSAMatchSHA256)
+	r, err := dane.TLSAFor(cert, usage, dane.TLSASelectorSPKI, dane.TLSAMatchSHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +111,7 @@ func startDANELab(t *testing.T) *daneLab {
 				"dual MX 10 mx-dual.dane.test.",
 				"mx-dual A 127.0.0.1",
 				"mx-dual AAAA ::1",
-				fmt.Sprintf("_%d._tcp.mx-dual %s", l.dual4.Port, tlsa(t, l.eePKI.Leaf, smtp.TLSAUsageDANEEE)),
+				fmt.Sprintf("_%d._tcp.mx-dual %s", l.dual4.Port, tlsa(t, l.eePKI.Leaf, dane.TLSAUsageDANEEE)),
 			}
 		}
 	}
@@ -143,21 +149,21 @@ func startDANELab(t *testing.T) *daneLab {
 			"@ MX 10 mx-ee.dane.test.",
 			"@ MX 20 mx-ta.dane.test.",
 			"mx-ee A 127.0.0.1",
-			fmt.Sprintf("_%d._tcp.mx-ee %s", l.ee.Port, tlsa(t, l.eePKI.Leaf, smtp.TLSAUsageDANEEE)),
+			fmt.Sprintf("_%d._tcp.mx-ee %s", l.ee.Port, tlsa(t, l.eePKI.Leaf, dane.TLSAUsageDANEEE)),
 			"mx-ta A 127.0.0.1",
-			fmt.Sprintf("_%d._tcp.mx-ta %s", l.ta.Port, tlsa(t, l.taPKI.CA, smtp.TLSAUsageDANETA)),
+			fmt.Sprintf("_%d._tcp.mx-ta %s", l.ta.Port, tlsa(t, l.taPKI.CA, dane.TLSAUsageDANETA)),
 			"mx-bad A 127.0.0.1",
-			fmt.Sprintf("_%d._tcp.mx-bad %s", l.bad.Port, tlsa(t, other.Leaf, smtp.TLSAUsageDANEEE)),
+			fmt.Sprintf("_%d._tcp.mx-bad %s", l.bad.Port, tlsa(t, other.Leaf, dane.TLSAUsageDANEEE)),
 			"mx-none A 127.0.0.1",
 			// An alias: the TLSA base domain is its target (RFC 7672 2.2.2).
 			"mx-alias CNAME mx-ee",
 			// A secure alias whose address is in an unsigned zone: the
 			// alias's own TLSA records apply (RFC 7672 2.2.2).
 			"mx-unsigned-addr CNAME mx.plain.test.",
-			fmt.Sprintf("_%d._tcp.mx-unsigned-addr %s", l.plain.Port, tlsa(t, l.plPKI.Leaf, smtp.TLSAUsageDANEEE)),
+			fmt.Sprintf("_%d._tcp.mx-unsigned-addr %s", l.plain.Port, tlsa(t, l.plPKI.Leaf, dane.TLSAUsageDANEEE)),
 			// The TA's chain, but a name its leaf is not issued to.
 			"mx-ta-wrongname A 127.0.0.1",
-			fmt.Sprintf("_%d._tcp.mx-ta-wrongname %s", l.ta.Port, tlsa(t, l.taPKI.CA, smtp.TLSAUsageDANETA)),
+			fmt.Sprintf("_%d._tcp.mx-ta-wrongname %s", l.ta.Port, tlsa(t, l.taPKI.CA, dane.TLSAUsageDANETA)),
 			"mx-bogus A 127.0.0.1",
 			`_mta-sts TXT "v=STSv1; id=lab1;"`,
 			"mta-sts A " + httpsIP.String(),
@@ -165,12 +171,12 @@ func startDANELab(t *testing.T) *daneLab {
 		}, dualRecords...), Bogus: []string{
 			// Unsigned data in the signed zone: the validator refuses it,
 			// although it names the right key.
-			fmt.Sprintf("_%d._tcp.mx-bogus %s", l.ee.Port, tlsa(t, l.eePKI.Leaf, smtp.TLSAUsageDANEEE)),
+			fmt.Sprintf("_%d._tcp.mx-bogus %s", l.ee.Port, tlsa(t, l.eePKI.Leaf, dane.TLSAUsageDANEEE)),
 		}},
 		{Name: "plain.test", Records: []string{
 			"@ MX 10 mx.plain.test.",
 			"mx A 127.0.0.1",
-			fmt.Sprintf("_%d._tcp.mx %s", l.plain.Port, tlsa(t, l.plPKI.Leaf, smtp.TLSAUsageDANEEE)),
+			fmt.Sprintf("_%d._tcp.mx %s", l.plain.Port, tlsa(t, l.plPKI.Leaf, dane.TLSAUsageDANEEE)),
 			`_mta-sts TXT "v=STSv1; id=lab2"`,
 			"mta-sts A " + httpsIP.String(),
 		}},
@@ -230,7 +236,7 @@ func TestDANELab(t *testing.T) {
 			{name: "unsigned zone: not authenticated", host: "mx.plain.test", srv: l.plain, usable: 1},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				res, err := smtp.LookupTLSA(ctx, l.dns.Resolver, tc.host, tc.srv.Port)
+				res, err := dane.LookupTLSA(ctx, l.dns.Resolver, tc.host, tc.srv.Port)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -244,7 +250,7 @@ func TestDANELab(t *testing.T) {
 				if base := cmp.Or(tc.wantBase, tc.host); res.BaseDomain != base {
 					t.Errorf("TLSA base domain %s, want %s", res.BaseDomain, base)
 				}
-				d, failure := smtp.NewDANEResult(res, nil)
+				d, failure := probe.NewDANEResult(res, nil)
 				if failure != nil {
 					t.Fatal(failure)
 				}
@@ -255,10 +261,10 @@ func TestDANELab(t *testing.T) {
 					}
 					return // reported, not a failure: nothing to verify
 				}
-				if (failure == nil) != tc.wantMatch || (failure != nil && (failure.Reason != smtp.ReasonDANE || failure.Phase != smtp.PhaseStartTLS)) {
+				if (failure == nil) != tc.wantMatch || (failure != nil && (failure.Reason != probe.ReasonDANE || failure.Phase != smtp.PhaseStartTLS)) {
 					t.Errorf("failure %v, want none: %t (else phase starttls, reason dane)", failure, tc.wantMatch)
 				}
-				if f := (&smtp.DANEResult{TLSA: res}).CheckNoTLS(); f == nil || f.Reason != smtp.ReasonDANE {
+				if f := (&probe.DANEResult{TLSA: res}).CheckNoTLS(); f == nil || f.Reason != probe.ReasonDANE {
 					t.Errorf("without STARTTLS: %v, want reason dane", f)
 				}
 				verified, present := d.Verified()
@@ -268,7 +274,7 @@ func TestDANELab(t *testing.T) {
 				if tc.wantMatch && d.Match.Depth != tc.wantDepth {
 					t.Errorf("matched at depth %d, want %d", d.Match.Depth, tc.wantDepth)
 				}
-				if !tc.wantMatch && !errors.Is(d.VerifyErr, smtp.ErrDANEMismatch) {
+				if !tc.wantMatch && !errors.Is(d.VerifyErr, dane.ErrMismatch) {
 					t.Errorf("error %v does not wrap ErrDANEMismatch", d.VerifyErr)
 				}
 			})
@@ -276,17 +282,17 @@ func TestDANELab(t *testing.T) {
 	})
 
 	t.Run("bogus TLSA records fail the probe", func(t *testing.T) {
-		res, err := smtp.LookupTLSA(ctx, l.dns.Resolver, "mx-bogus.dane.test", l.ee.Port)
-		if !errors.Is(err, smtp.ErrDNSServFail) {
+		res, err := dane.LookupTLSA(ctx, l.dns.Resolver, "mx-bogus.dane.test", l.ee.Port)
+		if !errors.Is(err, dnssec.ErrServFail) {
 			t.Fatalf("err = %v, want SERVFAIL", err)
 		}
-		if _, failure := smtp.NewDANEResult(res, err); failure == nil || failure.Reason != smtp.ReasonDANE || failure.Phase != smtp.PhaseResolve {
+		if _, failure := probe.NewDANEResult(res, err); failure == nil || failure.Reason != probe.ReasonDANE || failure.Phase != smtp.PhaseResolve {
 			t.Errorf("failure %v, want phase resolve, reason dane", failure)
 		}
 	})
 
 	t.Run("mta-sts", func(t *testing.T) {
-		opts := smtp.MTASTSOptions{Resolver: l.dns.Resolver, TLSConfig: &tls.Config{RootCAs: l.policyPKI.Pool},
+		opts := mtasts.Options{Resolver: l.dns.Resolver, TLSConfig: &tls.Config{RootCAs: l.policyPKI.Pool},
 			CheckAddr: func(host string, addr netip.Addr) error {
 				if !addr.IsLoopback() {
 					return fmt.Errorf("%s resolved to %s, not loopback", host, addr)
@@ -304,29 +310,29 @@ func TestDANELab(t *testing.T) {
 			{domain: "plain.test", mx: "mx.plain.test", id: "lab2", maxAge: 604800},
 		} {
 			t.Run(tc.domain+" "+tc.mx, func(t *testing.T) {
-				res, err := smtp.LookupMTASTS(ctx, tc.domain, opts)
+				res, err := mtasts.Lookup(ctx, tc.domain, opts)
 				if err != nil {
 					t.Fatal(err)
 				}
 				p := res.Policy
-				if res.Record.ID != tc.id || p.Mode != smtp.MTASTSEnforce || p.MaxAge != tc.maxAge || !res.Addr.IsLoopback() {
+				if res.Record.ID != tc.id || p.Mode != mtasts.ModeEnforce || p.MaxAge != tc.maxAge || !res.Addr.IsLoopback() {
 					t.Fatalf("record %+v policy %+v from %s", res.Record, p, res.Addr)
 				}
 				if p.Matches(tc.mx) != tc.matched {
 					t.Errorf("Matches(%s) = %t, want %t", tc.mx, !tc.matched, tc.matched)
 				}
-				f := p.CheckMXFailure(tc.mx, true)
-				if (f == nil) != tc.matched || (f != nil && (f.Phase != smtp.PhaseMTASTS || f.Reason != smtp.ReasonMTASTS)) {
-					t.Errorf("CheckMXFailure(%s) = %v, want a failure (mta_sts, mta_sts): %t", tc.mx, f, !tc.matched)
+				f := p.CheckMX(tc.mx, true)
+				if (f == nil) != tc.matched || !p.Enforced() {
+					t.Errorf("CheckMX(%s) = %v, want a failure: %t (enforced)", tc.mx, f, !tc.matched)
 				}
-				if f := p.CheckMXFailure(tc.mx, false); f == nil {
+				if f := p.CheckMX(tc.mx, false); f == nil {
 					t.Errorf("an enforce policy accepted %s with a certificate that does not validate", tc.mx)
 				}
 			})
 		}
 		t.Run("no policy", func(t *testing.T) {
-			_, err := smtp.LookupMTASTS(ctx, "nothing.dane.test", opts)
-			if !errors.Is(err, smtp.ErrNoMTASTS) {
+			_, err := mtasts.Lookup(ctx, "nothing.dane.test", opts)
+			if !errors.Is(err, mtasts.ErrNoPolicy) {
 				t.Fatalf("err = %v, want ErrNoMTASTS", err)
 			}
 		})
@@ -334,7 +340,7 @@ func TestDANELab(t *testing.T) {
 
 	t.Run("tls-rpt", func(t *testing.T) {
 		for domain, want := range map[string]bool{"dane.test": true, "plain.test": false} {
-			res, err := smtp.LookupTLSRPT(ctx, l.dns.Resolver, domain)
+			res, err := tlsrpt.Lookup(ctx, l.dns.Resolver, domain)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -382,9 +388,9 @@ func (l *daneLab) judgeWithPosttlsFinger(t *testing.T) {
 	write(t, resolv, "nameserver "+host+"\noptions trust-ad\n")
 	// An empty configuration directory: posttls-finger needs a main.cf.
 	write(t, filepath.Join(dir, "main.cf"), "compatibility_level = 3.6\n")
-	eeRec, _ := smtp.TLSAFor(l.eePKI.Leaf, 3, 1, 1)
-	taRec, _ := smtp.TLSAFor(l.taPKI.CA, 2, 1, 1)
-	plRec, _ := smtp.TLSAFor(l.plPKI.Leaf, 3, 1, 1)
+	eeRec, _ := dane.TLSAFor(l.eePKI.Leaf, 3, 1, 1)
+	taRec, _ := dane.TLSAFor(l.taPKI.CA, 2, 1, 1)
+	plRec, _ := dane.TLSAFor(l.plPKI.Leaf, 3, 1, 1)
 	for _, tc := range []struct {
 		host    string
 		srv     *starttlsServer
@@ -438,8 +444,8 @@ func lastLine(s string) string {
 	return strings.TrimSpace(lines[len(lines)-1])
 }
 
-// probeThroughEngine runs the exporter's own probes (smtp.Probe, ProbeMX,
-// ProbeHost) with dane, mta_sts, tls_rpt and addresses: all against the lab.
+// probeThroughEngine runs the exporter's own probes (probe.Run with plans
+// of dane, mta_sts, tls_rpt and addresses: all) against the lab.
 func (l *daneLab) probeThroughEngine(ctx context.Context, t *testing.T) {
 	loopbackOnly := func(host string, addr netip.Addr) error {
 		if !addr.IsLoopback() {
@@ -447,9 +453,22 @@ func (l *daneLab) probeThroughEngine(ctx context.Context, t *testing.T) {
 		}
 		return nil
 	}
-	base := func(roots *x509.CertPool) *smtp.Options {
-		return &smtp.Options{HeloName: "probe.test", TLS: smtp.TLSStartTLS, DANE: true, Resolver: l.dns.Resolver,
-			TLSConfig: &tls.Config{RootCAs: roots}, CheckAddr: loopbackOnly}
+	plan := func(roots *x509.CertPool) *probe.Plan {
+		return &probe.Plan{Name: "lab", Timeout: 10 * time.Second, DANE: true, Success: config.MXSuccessAll,
+			Options: &smtp.Options{HeloName: "probe.test", TLS: smtp.TLSStartTLS, Resolver: l.dns.Resolver,
+				TLSConfig: &tls.Config{RootCAs: roots}}}
+	}
+	run := func(t *testing.T, p *probe.Plan, host string, port uint16, lines *[]string) *probe.Outcome {
+		t.Helper()
+		h := probe.Hooks{CheckAddr: loopbackOnly}
+		if lines != nil {
+			h.Transcript = func(line smtp.TranscriptLine) { *lines = append(*lines, line.String()) }
+		}
+		o, err := probe.Run(ctx, probe.Target{Plan: p, Host: host, Port: port, Key: host}, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
 	}
 	t.Run("dane", func(t *testing.T) {
 		for _, tc := range []struct {
@@ -464,22 +483,20 @@ func (l *daneLab) probeThroughEngine(ctx context.Context, t *testing.T) {
 			{name: "DANE-EE verifies without WebPKI", host: "mx-ee.dane.test", srv: l.ee, applies: true, verified: true},
 			{name: "DANE-TA verifies without WebPKI", host: "mx-ta.dane.test", srv: l.ta, applies: true, verified: true, depth: 1},
 			{name: "a mismatch fails with reason dane", host: "mx-bad.dane.test", srv: l.bad, roots: l.badPKI.Pool,
-				applies: true, wantReason: smtp.ReasonDANE},
+				applies: true, wantReason: probe.ReasonDANE},
 			{name: "unsigned zone: not authenticated, not a failure", host: "mx.plain.test", srv: l.plain, roots: l.plPKI.Pool},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				var lines []string
-				opts := base(tc.roots)
-				opts.Transcript = func(line smtp.TranscriptLine) { lines = append(lines, line.String()) }
-				res, err := smtp.Probe(ctx, tc.host, tc.srv.Port, opts)
+				o := run(t, plan(tc.roots), tc.host, tc.srv.Port, &lines)
+				res, d := o.Hosts[0].Result, o.Hosts[0].DANE
 				transcript := strings.Join(lines, "\n")
-				if tc.wantReason == "" && err != nil {
-					t.Fatalf("probe failed: %v\n%s", err, transcript)
+				if tc.wantReason == "" && res.Err != nil {
+					t.Fatalf("probe failed: %v\n%s", res.Err, transcript)
 				}
 				if tc.wantReason != "" && (res.Err == nil || res.Err.Reason != tc.wantReason || res.Err.Phase != smtp.PhaseStartTLS) {
 					t.Fatalf("err %v, want phase starttls, reason %s\n%s", res.Err, tc.wantReason, transcript)
 				}
-				d := res.DANE
 				if d == nil || d.Applies() != tc.applies || d.Authenticated() != tc.applies || d.UsableRecords() != 1 {
 					t.Fatalf("DANE %+v: applies %t authenticated %t usable %d; want %t %t 1", d, d.Applies(), d.Authenticated(), d.UsableRecords(), tc.applies, tc.applies)
 				}
@@ -507,63 +524,60 @@ func (l *daneLab) probeThroughEngine(ctx context.Context, t *testing.T) {
 			// dane.test's first MX, mx-ee, is listed by its enforce policy.
 			{domain: "dane.test", srv: l.ee, roots: l.eePKI.Pool, rpt: true},
 			// plain.test's enforce policy lists mx.elsewhere.test only.
-			{domain: "plain.test", srv: l.plain, roots: l.plPKI.Pool, wantReason: smtp.ReasonMTASTS},
+			{domain: "plain.test", srv: l.plain, roots: l.plPKI.Pool, wantReason: probe.ReasonMTASTS},
 		} {
 			t.Run(tc.domain, func(t *testing.T) {
-				opts := base(tc.roots)
-				opts.MTASTS = &smtp.MTASTSOptions{TLSConfig: &tls.Config{RootCAs: l.policyPKI.Pool}}
-				opts.TLSRPT = true
-				res, err := smtp.ProbeMX(ctx, tc.domain, tc.srv.Port, opts, 1)
-				if err != nil || res.Err != nil || len(res.Hosts) != 1 {
-					t.Fatalf("result %+v, err %v", res, err)
+				p := plan(tc.roots)
+				p.Port = tc.srv.Port
+				p.MX = &probe.MXPlan{Success: config.MXSuccessAll, MaxHosts: 1}
+				p.MTASTS = &mtasts.Options{TLSConfig: &tls.Config{RootCAs: l.policyPKI.Pool}}
+				p.TLSRPT = true
+				o := run(t, p, tc.domain, 0, nil)
+				if len(o.Hosts) != 1 || o.Hosts[0].Name == "" {
+					t.Fatalf("outcome %+v", o)
 				}
-				if res.MTASTS == nil || res.MTASTS.Policy.Mode != smtp.MTASTSEnforce || res.MTASTSErr != nil {
-					t.Fatalf("policy %+v, err %v", res.MTASTS, res.MTASTSErr)
+				if o.MTASTS == nil || o.MTASTS.Policy.Mode != mtasts.ModeEnforce {
+					t.Fatalf("policy %+v", o.MTASTS)
 				}
-				h := res.Hosts[0].Result
-				if tc.wantReason == "" && (h.Err != nil || !res.Success(smtp.MXSuccessAll)) {
-					t.Errorf("%s failed: %v", res.Hosts[0].Name, h.Err)
+				h := o.Hosts[0].Result
+				if tc.wantReason == "" && (h.Err != nil || !o.Success) {
+					t.Errorf("%s failed: %v", o.Hosts[0].Name, h.Err)
 				}
-				if tc.wantReason != "" && (h.Err == nil || h.Err.Reason != tc.wantReason || h.Err.Phase != smtp.PhaseMTASTS) {
-					t.Errorf("%s: %v, want phase mta_sts, reason %s", res.Hosts[0].Name, h.Err, tc.wantReason)
+				if tc.wantReason != "" && (h.Err == nil || h.Err.Reason != tc.wantReason || h.Err.Phase != probe.PhaseMTASTS) {
+					t.Errorf("%s: %v, want phase mta_sts, reason %s", o.Hosts[0].Name, h.Err, tc.wantReason)
 				}
-				if res.TLSRPT == nil || (res.TLSRPT.Record != nil) != tc.rpt {
-					t.Errorf("TLS-RPT %+v (%v), want a record: %t", res.TLSRPT, res.TLSRPTErr, tc.rpt)
+				if o.TLSRPT == nil || (o.TLSRPT.Record != nil) != tc.rpt {
+					t.Errorf("TLS-RPT %+v, want a record: %t", o.TLSRPT, tc.rpt)
 				}
 			})
 		}
 	})
 	t.Run("addresses all", func(t *testing.T) {
 		testenv.Require(t, l.dual6 != nil, "no IPv6 loopback ([::1]) with a port free on both loopbacks")
-		opts := base(l.eePKI.Pool)
-		opts.AllAddresses = true
-		check := func(t *testing.T, results []*smtp.Result) {
+		p := plan(l.eePKI.Pool)
+		p.AllAddresses = true
+		check := func(t *testing.T, hosts []probe.Host) {
 			t.Helper()
-			if len(results) != 2 {
-				t.Fatalf("%d results, want IPv4 and IPv6", len(results))
+			if len(hosts) != 2 {
+				t.Fatalf("%d results, want IPv4 and IPv6", len(hosts))
 			}
 			for i, want := range []string{"127.0.0.1", "::1"} {
-				r := results[i]
+				r, d := hosts[i].Result, hosts[i].DANE
 				if r.Addr.Addr().String() != want || !r.Success() {
 					t.Errorf("result %d: %s %v, want %s and success", i, r.Addr, r.Err, want)
 				}
-				if v, ok := r.DANE.Verified(); !v || !ok {
-					t.Errorf("result %d (%s): DANE not verified: %v", i, r.Addr, r.DANE.VerifyErr)
+				if v, ok := d.Verified(); !v || !ok {
+					t.Errorf("result %d (%s): DANE not verified: %v", i, r.Addr, d.VerifyErr)
 				}
 			}
 		}
-		results, err := smtp.ProbeHost(ctx, "mx-dual.dane.test", l.dual4.Port, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		check(t, results)
-		mx, err := smtp.ProbeMX(ctx, "dual.dane.test", l.dual4.Port, opts, 5)
-		if err != nil || mx.Err != nil || len(mx.Hosts) != 2 {
-			t.Fatalf("MX result %+v, err %v", mx, err)
-		}
-		check(t, []*smtp.Result{mx.Hosts[0].Result, mx.Hosts[1].Result})
-		if mx.Hosts[0].Name != "mx-dual.dane.test" || mx.Hosts[1].Name != "mx-dual.dane.test" {
-			t.Errorf("MX hosts %s, %s", mx.Hosts[0].Name, mx.Hosts[1].Name)
+		check(t, run(t, p, "mx-dual.dane.test", l.dual4.Port, nil).Hosts)
+		p.Port = l.dual4.Port
+		p.MX = &probe.MXPlan{Success: config.MXSuccessAll, MaxHosts: 5}
+		o := run(t, p, "dual.dane.test", 0, nil)
+		check(t, o.Hosts)
+		if o.Hosts[0].Name != "mx-dual.dane.test" || o.Hosts[1].Name != "mx-dual.dane.test" {
+			t.Errorf("MX hosts %s, %s", o.Hosts[0].Name, o.Hosts[1].Name)
 		}
 	})
 }

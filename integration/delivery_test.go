@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smtp-exporter/smtp_exporter/delivery"
 	"github.com/smtp-exporter/smtp_exporter/smtp"
 )
 
@@ -43,6 +44,11 @@ func (l *lines) add(line smtp.TranscriptLine) {
 		close(l.idling)
 		l.idling = nil
 	}
+}
+
+// imap adds a line of the delivery check's transcript.
+func (l *lines) imap(dir delivery.Direction, text string) {
+	l.add(smtp.TranscriptLine{Dir: smtp.Direction(dir), Text: text})
 }
 
 func (l *lines) String() string {
@@ -106,7 +112,7 @@ func port(t *testing.T, addr string) uint16 {
 }
 
 // imapCheck is a delivery check of inboxAddr's INBOX on the instance.
-func imapCheck(t *testing.T, p *postfix, mode smtp.TLSMode, password string, timeout time.Duration) *smtp.DeliveryCheck {
+func imapCheck(t *testing.T, p *postfix, mode delivery.TLSMode, password string, timeout time.Duration) *delivery.Check {
 	t.Helper()
 	pem, err := os.ReadFile(p.caFile)
 	if err != nil {
@@ -115,10 +121,10 @@ func imapCheck(t *testing.T, p *postfix, mode smtp.TLSMode, password string, tim
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
 	addr := p.imapPlain
-	if mode == smtp.TLSImplicit {
+	if mode == delivery.TLSImplicit {
 		addr = p.imapImplicit
 	}
-	return &smtp.DeliveryCheck{
+	return &delivery.Check{
 		Addr: addr, TLS: mode,
 		TLSConfig: &tls.Config{RootCAs: pool, ServerName: "mx.probe.test"},
 		Username:  inboxAddr,
@@ -152,12 +158,12 @@ func TestDeliveryPostfixDovecot(t *testing.T) {
 	p := startPostfixIMAP(t)
 
 	t.Run("delivered", func(t *testing.T) {
-		for _, mode := range []smtp.TLSMode{smtp.TLSNone, smtp.TLSStartTLS, smtp.TLSImplicit} {
+		for _, mode := range []delivery.TLSMode{delivery.TLSNone, delivery.TLSStartTLS, delivery.TLSImplicit} {
 			t.Run(string(mode), func(t *testing.T) {
 				m := sendProbe(t, p, inboxAddr)
 				tr := &lines{}
-				res, err := smtp.CheckDelivery(context.Background(), imapCheck(t, p, mode, inboxPassword, 30*time.Second),
-					smtp.DeliveryRequest{MessageID: m.messageID, AcceptedAt: m.acceptedAt, Start: m.start, Transcript: tr.add})
+				res, err := delivery.Wait(context.Background(), imapCheck(t, p, mode, inboxPassword, 30*time.Second),
+					delivery.Request{MessageID: m.messageID, AcceptedAt: m.acceptedAt, Transcript: tr.imap})
 				if err != nil {
 					t.Fatalf("CheckDelivery: %v\n%s\n%s", err, tr, p.maillog())
 				}
@@ -192,13 +198,13 @@ func TestDeliveryPostfixDovecot(t *testing.T) {
 		idling := make(chan struct{})
 		tr := &lines{idling: idling}
 		type outcome struct {
-			res *smtp.DeliveryResult
-			err *smtp.Error
+			res *delivery.Result
+			err *delivery.Error
 		}
 		done := make(chan outcome, 1)
 		go func() {
-			res, err := smtp.CheckDelivery(context.Background(), imapCheck(t, p, smtp.TLSStartTLS, inboxPassword, 30*time.Second),
-				smtp.DeliveryRequest{MessageID: m.messageID, AcceptedAt: m.acceptedAt, Transcript: tr.add})
+			res, err := delivery.Wait(context.Background(), imapCheck(t, p, delivery.TLSStartTLS, inboxPassword, 30*time.Second),
+				delivery.Request{MessageID: m.messageID, AcceptedAt: m.acceptedAt, Transcript: tr.imap})
 			done <- outcome{res, err}
 		}()
 		select {
@@ -231,10 +237,10 @@ func TestDeliveryPostfixDovecot(t *testing.T) {
 		const timeout = 3 * time.Second
 		m := sendProbe(t, p, heldAddr)
 		tr := &lines{}
-		_, err := smtp.CheckDelivery(context.Background(), imapCheck(t, p, smtp.TLSImplicit, inboxPassword, timeout),
-			smtp.DeliveryRequest{MessageID: m.messageID, AcceptedAt: m.acceptedAt, Transcript: tr.add})
+		_, err := delivery.Wait(context.Background(), imapCheck(t, p, delivery.TLSImplicit, inboxPassword, timeout),
+			delivery.Request{MessageID: m.messageID, AcceptedAt: m.acceptedAt, Transcript: tr.imap})
 		took := time.Since(m.acceptedAt)
-		if err == nil || err.Phase != smtp.PhaseDelivery || err.Reason != smtp.ReasonTimeout || !strings.Contains(err.Error(), "was not in the mailbox") {
+		if err == nil || err.Reason != delivery.ReasonTimeout || !strings.Contains(err.Error(), "was not in the mailbox") {
 			t.Fatalf("err = %v, want delivery: timeout, not in the mailbox\n%s", err, tr)
 		}
 		t.Logf("failed %v after acceptance (timeout %v): %v", took, timeout, err)
@@ -250,12 +256,12 @@ func TestDeliveryPostfixDovecot(t *testing.T) {
 		const wrong = "Not-The-Inb0x-Pa55"
 		m := sendProbe(t, p, inboxAddr)
 		tr := &lines{}
-		_, err := smtp.CheckDelivery(context.Background(), imapCheck(t, p, smtp.TLSStartTLS, wrong, 10*time.Second),
-			smtp.DeliveryRequest{MessageID: m.messageID, AcceptedAt: m.acceptedAt, Transcript: tr.add})
-		if err == nil || err.Phase != smtp.PhaseDelivery || err.Reason == smtp.ReasonTimeout {
+		_, err := delivery.Wait(context.Background(), imapCheck(t, p, delivery.TLSStartTLS, wrong, 10*time.Second),
+			delivery.Request{MessageID: m.messageID, AcceptedAt: m.acceptedAt, Transcript: tr.imap})
+		if err == nil || err.Reason == delivery.ReasonTimeout {
 			t.Fatalf("err = %v, want a delivery failure other than timeout\n%s", err, tr)
 		}
-		if err.Reason != smtp.ReasonAuth {
+		if err.Reason != delivery.ReasonAuth {
 			t.Errorf("reason %s, want auth", err.Reason)
 		}
 		t.Logf("failed after %v: %v", time.Since(m.acceptedAt), err)
@@ -264,17 +270,17 @@ func TestDeliveryPostfixDovecot(t *testing.T) {
 		}
 		// The message did arrive: the next check with the right password
 		// finds it and cleans up.
-		if _, err := smtp.CheckDelivery(context.Background(), imapCheck(t, p, smtp.TLSStartTLS, inboxPassword, 30*time.Second),
-			smtp.DeliveryRequest{MessageID: m.messageID, AcceptedAt: m.acceptedAt}); err != nil {
+		if _, err := delivery.Wait(context.Background(), imapCheck(t, p, delivery.TLSStartTLS, inboxPassword, 30*time.Second),
+			delivery.Request{MessageID: m.messageID, AcceptedAt: m.acceptedAt}); err != nil {
 			t.Errorf("with the right password: %v", err)
 		}
 	})
 
 	t.Run("untrusted certificate", func(t *testing.T) {
-		dc := imapCheck(t, p, smtp.TLSImplicit, inboxPassword, 10*time.Second)
+		dc := imapCheck(t, p, delivery.TLSImplicit, inboxPassword, 10*time.Second)
 		dc.TLSConfig = &tls.Config{ServerName: "mx.probe.test"}
-		_, err := smtp.CheckDelivery(context.Background(), dc, smtp.DeliveryRequest{MessageID: "<1.000000000000000000000000@probe.test>"})
-		if err == nil || err.Phase != smtp.PhaseDelivery || err.Reason != smtp.ReasonTLS {
+		_, err := delivery.Wait(context.Background(), dc, delivery.Request{MessageID: "<1.000000000000000000000000@probe.test>"})
+		if err == nil || err.Reason != delivery.ReasonTLS {
 			t.Fatalf("err = %v, want delivery: tls", err)
 		}
 	})

@@ -5,7 +5,11 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/smtp-exporter/smtp_exporter/config"
+	"github.com/smtp-exporter/smtp_exporter/delivery"
+	"github.com/smtp-exporter/smtp_exporter/mtasts"
 	"github.com/smtp-exporter/smtp_exporter/smtp"
+	"github.com/smtp-exporter/smtp_exporter/tlsrpt"
 )
 
 // Outcome is one probe as the metrics and the report see it: one host, or
@@ -28,9 +32,9 @@ type Outcome struct {
 	ByAddress bool
 	// MTASTS is the domain's MTA-STS policy lookup (mta_sts), nil when the
 	// domain has none or it was not looked up.
-	MTASTS *smtp.MTASTSResult
+	MTASTS *mtasts.Result
 	// TLSRPT is the domain's TLS-RPT lookup, nil when not made or failed.
-	TLSRPT *smtp.TLSRPTResult
+	TLSRPT *tlsrpt.Result
 }
 
 // Host is the probe of one host, summarised.
@@ -43,13 +47,15 @@ type Host struct {
 	// Extensions are the EHLO keywords of Result, sorted.
 	Extensions []string
 	Result     *smtp.Result
+	// DANE is the host's DANE outcome, with dane: true.
+	DANE *DANEResult
 	// Phases holds each phase reached once, in dialog order: a phase with
 	// several replies (RCPT per recipient, EHLO around STARTTLS, HELO after
 	// EHLO) reports its total time and its last reply.
 	Phases []PhaseSummary
 	// Delivery is the delivery check's, when the module has one and the
 	// message was accepted.
-	Delivery *smtp.DeliveryResult
+	Delivery *delivery.Result
 }
 
 // PhaseSummary is one phase of a host's dialog.
@@ -73,8 +79,8 @@ func (o *Outcome) Failures() []*smtp.Error {
 	return errs
 }
 
-func newHost(name, preference string, res *smtp.Result, byAddress bool) Host {
-	h := Host{Name: name, Preference: preference, Result: res}
+func newHost(name, preference string, res *smtp.Result, d *DANEResult, byAddress bool) Host {
+	h := Host{Name: name, Preference: preference, Result: res, DANE: d}
 	for k := range res.Extensions {
 		h.Extensions = append(h.Extensions, k)
 	}
@@ -96,40 +102,41 @@ func newHost(name, preference string, res *smtp.Result, byAddress bool) Host {
 	return h
 }
 
-func (o *Outcome) fromResult(res *smtp.Result) {
+func (o *Outcome) fromResult(res *smtp.Result, d *DANEResult) {
 	o.Success, o.Duration, o.DNS, o.MXFound = res.Success(), res.Duration, res.DNSDuration, -1
-	o.Hosts = []Host{newHost("", "", res, false)}
+	o.Hosts = []Host{newHost("", "", res, d, false)}
 }
 
-// fromResults is a host probed on every address, judged by mode.
-func (o *Outcome) fromResults(results []*smtp.Result, mode smtp.MXSuccess) {
+// fromDialogs is a host probed on every address, judged by mode.
+func (o *Outcome) fromDialogs(dialogs []*dialog, mode config.MXSuccess) {
 	o.MXFound, o.ByAddress = -1, true
 	all, anyOK := true, false
-	for _, r := range results {
+	for _, d := range dialogs {
+		r := d.res
 		o.Duration = max(o.Duration, r.Duration)
 		o.DNS = max(o.DNS, r.DNSDuration)
 		all = all && r.Success()
 		anyOK = anyOK || r.Success()
-		o.Hosts = append(o.Hosts, newHost("", "", r, true))
+		o.Hosts = append(o.Hosts, newHost("", "", r, d.dane, true))
 	}
-	o.Success = len(results) > 0 && (all || (mode == smtp.MXSuccessAny && anyOK))
+	o.Success = len(dialogs) > 0 && (all || (mode == config.MXSuccessAny && anyOK))
 }
 
-func (o *Outcome) fromMX(mx *smtp.MXResult, mode smtp.MXSuccess) {
+func (o *Outcome) fromMX(mx *MXResult, mode config.MXSuccess) {
 	o.Success, o.Duration, o.DNS, o.MXFound = mx.Success(mode), mx.Duration, mx.LookupDuration, mx.Found
 	o.ByAddress = o.Target.Plan.AllAddresses
 	o.MTASTS, o.TLSRPT = mx.MTASTS, mx.TLSRPT
 	if mx.Err != nil {
-		o.Hosts = []Host{newHost("", "", &smtp.Result{Host: mx.Domain, Err: mx.Err}, false)}
+		o.Hosts = []Host{newHost("", "", &smtp.Result{Host: mx.Domain, Err: mx.Err}, nil, false)}
 		return
 	}
 	for _, h := range mx.Hosts {
-		o.Hosts = append(o.Hosts, newHost(h.Name, strconv.Itoa(int(h.Preference)), h.Result, o.ByAddress))
+		o.Hosts = append(o.Hosts, newHost(h.Name, strconv.Itoa(int(h.Preference)), h.Result, h.DANE, o.ByAddress))
 	}
 	// A policy the module asked for that could not be had fails the probe,
 	// in a row of its own (the exchangers' rows stay as they were).
 	if mx.MTASTSErr != nil {
 		o.Success = false
-		o.Hosts = append(o.Hosts, newHost("", "", &smtp.Result{Host: mx.Domain, Err: mx.MTASTSErr}, false))
+		o.Hosts = append(o.Hosts, newHost("", "", &smtp.Result{Host: mx.Domain, Err: mx.MTASTSErr}, nil, false))
 	}
 }

@@ -1,9 +1,17 @@
 // Package probe turns the configuration into what a probe runs, once per
 // load, and runs it: a Plan per module (the smtp.Options built and validated
 // once, TLS files read once), the static targets parsed once, the probe
-// policy compiled, and Run, which takes a parsed Target through smtp to an
-// Outcome. The HTTP handlers, the /metrics static targets and the probe
-// command all go through this one form.
+// policy compiled, and Run, which takes a parsed Target along every path a
+// sender takes to an Outcome. The HTTP handlers, the /metrics static targets
+// and the probe command all go through this one form.
+//
+// It is the only package that knows how the protocols combine: smtp for
+// each dialog with one server address, dnssec-aware lookups through dane
+// (TLSA records and the certificate verdict, hooked into the dialog as its
+// smtp.TLSCheck), mtasts and tlsrpt for the domain's policies, and delivery
+// for the mailbox. Those packages know nothing of each other, of this
+// package, of the configuration or of Prometheus; this one knows nothing of
+// HTTP or the exposition format.
 package probe
 
 import (
@@ -14,6 +22,8 @@ import (
 	"go.yaml.in/yaml/v2"
 
 	"github.com/smtp-exporter/smtp_exporter/config"
+	"github.com/smtp-exporter/smtp_exporter/delivery"
+	"github.com/smtp-exporter/smtp_exporter/mtasts"
 	"github.com/smtp-exporter/smtp_exporter/smtp"
 )
 
@@ -32,11 +42,19 @@ type Plan struct {
 	// AllAddresses probes every address of the target (or of each MX host);
 	// Success then decides over all of them.
 	AllAddresses bool
-	Success      smtp.MXSuccess
-	// Options is what smtp.Probe runs, validated once at load.
+	Success      config.MXSuccess
+	// Options is what each SMTP dialog runs, validated once at load.
 	Options *smtp.Options
+	// DANE looks up each host's TLSA records (RFC 7672) after its
+	// resolution; where they apply, they judge the certificate.
+	DANE bool
+	// MTASTS, with mx_lookup: fetch the domain's MTA-STS policy (RFC 8461)
+	// while the MX records are looked up, and judge every exchanger by it.
+	MTASTS *mtasts.Options
+	// TLSRPT, with mx_lookup: look up the domain's TLS-RPT record.
+	TLSRPT bool
 	// Delivery, when not nil, waits for the accepted message in a mailbox.
-	Delivery *smtp.DeliveryCheck
+	Delivery *delivery.Check
 	// authTargets are where /probe may send this module's credentials,
 	// besides its static targets; nil without auth.
 	authTargets []config.Pattern
@@ -44,7 +62,7 @@ type Plan struct {
 
 // MXPlan is how an mx_lookup module judges a domain.
 type MXPlan struct {
-	Success  smtp.MXSuccess
+	Success  config.MXSuccess
 	MaxHosts int
 }
 
@@ -117,12 +135,12 @@ func newPlan(name string, m *config.Module) (*Plan, error) {
 		IPProtocol:         m.IPProtocol,
 		IPProtocolFallback: *m.IPProtocolFallback,
 		Resolver:           m.Resolver,
-		AllAddresses:       m.Addresses == config.AddressesAll,
-		DANE:               m.DANE,
-		TLSRPT:             m.MXLookup && (m.MTASTS || m.DANE),
 	}
+	p := &Plan{Name: name, Module: m, Timeout: time.Duration(m.Timeout), Port: m.Port, Options: o,
+		AllAddresses: m.Addresses == config.AddressesAll, Success: m.MXSuccess,
+		DANE: m.DANE, TLSRPT: m.MXLookup && (m.MTASTS || m.DANE)}
 	if m.MTASTS {
-		mo := &smtp.MTASTSOptions{Resolver: m.Resolver}
+		mo := &mtasts.Options{Resolver: m.Resolver}
 		if m.MTASTSTLSConfig != (promconfig.TLSConfig{}) {
 			tc, err := promconfig.NewTLSConfig(&m.MTASTSTLSConfig)
 			if err != nil {
@@ -130,7 +148,7 @@ func newPlan(name string, m *config.Module) (*Plan, error) {
 			}
 			mo.TLSConfig = tc
 		}
-		o.MTASTS = mo
+		p.MTASTS = mo
 	}
 	if m.TLS != smtp.TLSNone {
 		tc, err := promconfig.NewTLSConfig(&m.TLSConfig)
@@ -149,8 +167,6 @@ func newPlan(name string, m *config.Module) (*Plan, error) {
 			o.Expect[phase] = n
 		}
 	}
-	p := &Plan{Name: name, Module: m, Timeout: time.Duration(m.Timeout), Port: m.Port, Options: o,
-		AllAddresses: o.AllAddresses, Success: m.MXSuccess}
 	if a := m.Auth; a != nil {
 		password, err := passwordFunc(a.Password, a.PasswordFile)
 		if err != nil {
@@ -201,12 +217,12 @@ func passwordFunc(inline promconfig.Secret, file string) (func() (string, error)
 	return func() (string, error) { return readPasswordFile(file) }, nil
 }
 
-func newDeliveryCheck(d *config.DeliveryCheck) (*smtp.DeliveryCheck, error) {
+func newDeliveryCheck(d *config.DeliveryCheck) (*delivery.Check, error) {
 	password, err := passwordFunc(d.Password, d.PasswordFile)
 	if err != nil {
 		return nil, err
 	}
-	dc := &smtp.DeliveryCheck{Addr: d.IMAP, TLS: d.TLS, Username: d.Username, Password: password,
+	dc := &delivery.Check{Addr: d.IMAP, TLS: delivery.TLSMode(d.TLS), Username: d.Username, Password: password,
 		Mailbox: d.Mailbox, Timeout: time.Duration(d.Timeout)}
 	if d.TLS != smtp.TLSNone {
 		if dc.TLSConfig, err = promconfig.NewTLSConfig(&d.TLSConfig); err != nil {

@@ -45,7 +45,7 @@ func TestBuildGood(t *testing.T) {
 	if s.Plans["relay"].Options.Expect[smtp.PhaseRcpt] != 5 {
 		t.Errorf("expectation not compiled")
 	}
-	if mx := s.Plans["mx"]; mx.MX == nil || mx.MX.Success != smtp.MXSuccessAll || mx.Options.Resolver != "127.0.0.1:5353" {
+	if mx := s.Plans["mx"]; mx.MX == nil || mx.MX.Success != config.MXSuccessAll || mx.Options.Resolver != "127.0.0.1:5353" {
 		t.Errorf("mx plan = %+v", mx)
 	}
 	if !s.Plans["smtps"].Options.TLSConfig.InsecureSkipVerify {
@@ -189,15 +189,15 @@ func TestReportNamesTheDomainRows(t *testing.T) {
 	s := build(t, "modules:\n  mx: {mx_lookup: true, mta_sts: true}\n", ".")
 	tgt := mustTarget(t, s.Plans["mx"], "example.org")
 	for _, tc := range []struct {
-		mx   *smtp.MXResult
+		mx   *MXResult
 		want string
 	}{
-		{&smtp.MXResult{Domain: "example.org", Err: &smtp.Error{Phase: smtp.PhaseResolve, Reason: smtp.ReasonNullMX}}, "  MX lookup failed in phase resolve (null_mx)"},
-		{&smtp.MXResult{Domain: "example.org", Found: 1, MTASTSErr: &smtp.Error{Phase: smtp.PhaseMTASTS, Reason: smtp.ReasonTimeout},
-			Hosts: []smtp.MXHost{{Name: "mx.example.org", Preference: 10, Result: &smtp.Result{}}}}, "  MTA-STS policy failed in phase mta_sts (timeout)"},
+		{&MXResult{Domain: "example.org", Err: &smtp.Error{Phase: smtp.PhaseResolve, Reason: smtp.ReasonNullMX}}, "  MX lookup failed in phase resolve (null_mx)"},
+		{&MXResult{Domain: "example.org", Found: 1, MTASTSErr: &smtp.Error{Phase: PhaseMTASTS, Reason: smtp.ReasonTimeout},
+			Hosts: []MXHost{{Name: "mx.example.org", Preference: 10, Result: &smtp.Result{}}}}, "  MTA-STS policy failed in phase mta_sts (timeout)"},
 	} {
 		o := &Outcome{Target: tgt}
-		o.fromMX(tc.mx, smtp.MXSuccessAll)
+		o.fromMX(tc.mx, config.MXSuccessAll)
 		var b strings.Builder
 		WriteReport(&b, o)
 		if !strings.Contains(b.String(), tc.want) || o.Success {

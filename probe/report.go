@@ -59,12 +59,12 @@ func WriteReport(w io.Writer, o *Outcome) {
 			prefix := h.tag()
 			switch {
 			case !o.IsMX() || h.Name != "":
-			case e.Phase == smtp.PhaseMTASTS:
+			case e.Phase == PhaseMTASTS:
 				prefix = "MTA-STS policy "
 			default:
 				prefix = "MX lookup "
 			}
-			fmt.Fprintln(w, "  "+prefix+strings.TrimSpace(smtp.ExplainFailure(e)))
+			fmt.Fprintln(w, "  "+prefix+strings.TrimSpace(ExplainFailure(e)))
 		}
 	}
 }

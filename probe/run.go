@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/smtp-exporter/smtp_exporter/delivery"
 	"github.com/smtp-exporter/smtp_exporter/smtp"
 )
 
@@ -17,7 +18,7 @@ type Hooks struct {
 	// Admit takes a capacity slot before each connection (see
 	// smtp.Options.Admit).
 	Admit func(ctx context.Context) (release func(), err error)
-	// Transcript receives every line of the dialog, serialised by smtp.
+	// Transcript receives every line of the probe, serialised by smtp.
 	Transcript func(smtp.TranscriptLine)
 }
 
@@ -25,43 +26,62 @@ type Hooks struct {
 // timeout, capped by the scrape's) and returns what the metrics and the
 // report show. A policy refusal is returned as the error, wrapping
 // smtp.ErrPolicy; nothing was dialled then.
+//
+// It is the whole story of a probe, top to bottom: a domain (mx_lookup) is
+// looked up with its MTA-STS policy and TLS-RPT record beside it, and every
+// exchanger probed (probeMX); a host is resolved, its TLSA records looked
+// up, and each address to probe gets its dialog, DANE judging the
+// certificate where it applies (probeHost); a message accepted on a single
+// host is then looked for in the mailbox (checkDelivery).
 func Run(ctx context.Context, t Target, h Hooks) (*Outcome, error) {
+	start := time.Now()
+	ctx, cancel := smtp.WithDefaultDeadline(ctx)
+	defer cancel()
 	opts := t.Plan.Options
-	if h.CheckAddr != nil || h.Transcript != nil || h.Admit != nil {
+	if h.CheckAddr != nil || h.Admit != nil {
 		o := *opts
-		o.CheckAddr, o.Transcript, o.Admit = h.CheckAddr, h.Transcript, h.Admit
+		o.CheckAddr, o.Admit = h.CheckAddr, h.Admit
 		opts = &o
 	}
+	w := &walk{ctx: ctx, plan: t.Plan, opts: opts, tr: smtp.NewTranscript(h.Transcript, start)}
 	o := &Outcome{Target: t}
 	if mx := t.Plan.MX; mx != nil {
-		res, err := smtp.ProbeMX(ctx, t.Host, t.Plan.Port, opts, mx.MaxHosts)
+		res, err := w.probeMX(t.Host, t.Plan.Port, mx.MaxHosts)
 		o.fromMX(res, mx.Success)
 		return o, policyError(err)
 	}
+	dialogs, refused := w.probeHost(t.Host, t.Port)
 	if t.Plan.AllAddresses {
-		results, err := smtp.ProbeHost(ctx, t.Host, t.Port, opts)
-		o.fromResults(results, t.Plan.Success)
-		return o, policyError(err)
+		o.fromDialogs(dialogs, t.Plan.Success)
+	} else {
+		d := dialogs[0]
+		var dres *delivery.Result
+		if dc := t.Plan.Delivery; dc != nil && d.res.Err == nil && d.res.MessageID != "" {
+			dres = w.checkDelivery(dc, d.res, start)
+		}
+		o.fromResult(d.res, d.dane)
+		o.Hosts[0].Delivery = dres
 	}
-	start := time.Now()
-	res, err := smtp.Probe(ctx, t.Host, t.Port, opts)
-	var delivery *smtp.DeliveryResult
-	if dc := t.Plan.Delivery; dc != nil && err == nil && res.MessageID != "" {
-		delivery = checkDelivery(ctx, dc, res, start, h.Transcript)
+	if refused != nil {
+		return o, refused
 	}
-	o.fromResult(res)
-	o.Hosts[0].Delivery = delivery
-	return o, policyError(err)
+	return o, nil
 }
 
 // checkDelivery waits for the accepted message in the mailbox, as the
-// phase delivery of res: its failure becomes the probe's.
-func checkDelivery(ctx context.Context, dc *smtp.DeliveryCheck, res *smtp.Result, start time.Time, tr func(smtp.TranscriptLine)) *smtp.DeliveryResult {
-	d, err := smtp.CheckDelivery(ctx, dc, smtp.DeliveryRequest{MessageID: res.MessageID, AcceptedAt: res.AcceptedAt, Start: start, Transcript: tr})
-	res.Phases = append(res.Phases, smtp.PhaseResult{Phase: smtp.PhaseDelivery, Duration: d.Duration})
+// phase delivery of res: its failure becomes the probe's. Its transcript
+// lines carry "imap ADDR", so that they read apart from the dialog's.
+func (w *walk) checkDelivery(dc *delivery.Check, res *smtp.Result, start time.Time) *delivery.Result {
+	var tr func(delivery.Direction, string)
+	if w.tr != nil {
+		host := "imap " + dc.Addr
+		tr = func(dir delivery.Direction, text string) { w.tr.Emit(host, smtp.Direction(dir), text) }
+	}
+	d, err := delivery.Wait(w.ctx, dc, delivery.Request{MessageID: res.MessageID, AcceptedAt: res.AcceptedAt, Transcript: tr})
+	res.Phases = append(res.Phases, smtp.PhaseResult{Phase: PhaseDelivery, Duration: d.Duration})
 	res.Duration = time.Since(start)
 	if err != nil {
-		res.Err = err
+		res.Err = &smtp.Error{Phase: PhaseDelivery, Reason: smtp.Reason(err.Reason), Err: err.Err}
 	}
 	return d
 }
@@ -80,9 +100,9 @@ func NotStarted(t Target) *Outcome {
 	err := &smtp.Error{Phase: smtp.PhaseResolve, Reason: smtp.ReasonTimeout, Err: errNotStarted}
 	o := &Outcome{Target: t}
 	if t.Plan.MX != nil {
-		o.fromMX(&smtp.MXResult{Domain: t.Host, Err: err}, t.Plan.MX.Success)
+		o.fromMX(&MXResult{Domain: t.Host, Err: err}, t.Plan.MX.Success)
 	} else {
-		o.fromResult(&smtp.Result{Host: t.Host, Port: t.Port, Err: err})
+		o.fromResult(&smtp.Result{Host: t.Host, Port: t.Port, Err: err}, nil)
 	}
 	return o
 }

@@ -62,7 +62,7 @@ func TestAuth(t *testing.T) {
 			if tc.clear {
 				steps = []string{"S: 220 mx.test", "C: EHLO probe.test", cmp.Or(tc.ehlo, ehloAfterTLS)}
 			}
-			srv := newFakeServer(t, "tcp4", script(pki.Server, append(steps, tc.steps...)...))
+			srv := smtptest.NewFake(t, "tcp4", smtptest.Script(pki.Server, append(steps, tc.steps...)...))
 			var mu sync.Mutex
 			var transcript strings.Builder
 			opts := baseOptions()
@@ -74,10 +74,10 @@ func TestAuth(t *testing.T) {
 			opts.Auth = &Auth{Username: testUser, Password: func() (string, error) { return testPassword, nil }, Mechanism: tc.mechanism, AllowPlaintext: tc.clear}
 			opts.Transcript = func(l TranscriptLine) { mu.Lock(); transcript.WriteString(l.String() + "\n"); mu.Unlock() }
 			res, err := probeFake(t, srv, opts, 5*time.Second)
-			sr := srv.wait(t)
+			sr := srv.Wait(t)
 			if tc.wantPhase == "" {
-				if err != nil || sr.err != nil {
-					t.Fatalf("probe: %v; server: %v", err, sr.err)
+				if err != nil || sr.Err != nil {
+					t.Fatalf("probe: %v; server: %v", err, sr.Err)
 				}
 			} else {
 				var perr *Error

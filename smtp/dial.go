@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -25,6 +26,15 @@ func (e *policyRefusal) Unwrap() []error { return []error{ErrPolicy, e.err} }
 func policyError(err error) *Error {
 	return &Error{Phase: PhaseConnect, Reason: ReasonPolicy, Err: &policyRefusal{err}}
 }
+
+// Refusal marks err, the address policy's own error, as a refusal: its text
+// is err's, and it matches both ErrPolicy and err (errors.Is).
+func Refusal(err error) error { return &policyRefusal{err} }
+
+// PolicyError is the failure of a host that the address policy refused, or
+// that was not dialled because another host of the same probe was refused:
+// phase connect, ReasonPolicy, wrapping ErrPolicy and err.
+func PolicyError(err error) *Error { return policyError(err) }
 
 func (p *prober) resolve() *Error {
 	t := time.Now()
@@ -50,9 +60,9 @@ func (p *prober) resolve() *Error {
 		}
 		p.setAddr(p.addrs[0])
 		if !literal {
-			p.note("resolved %s to %s via %s in %s", p.res.Host, joinAddrs(p.addrs), p.opts.resolverName(), p.res.DNSDuration.Round(time.Microsecond))
+			p.note("resolved %s to %s via %s in %s", p.res.Host, JoinAddrs(p.addrs), p.opts.resolverName(), p.res.DNSDuration.Round(time.Microsecond))
 		}
-		return p.lookupDANE(literal)
+		return nil
 	}
 	addr, ok := pickAddr(addrs, p.opts.IPProtocol, p.opts.IPProtocolFallback)
 	if !ok {
@@ -63,7 +73,28 @@ func (p *prober) resolve() *Error {
 	if !literal {
 		p.note("resolved %s to %s via %s in %s", p.res.Host, addr, p.opts.resolverName(), p.res.DNSDuration.Round(time.Microsecond))
 	}
-	return p.lookupDANE(literal)
+	return nil
+}
+
+// orderAddrs returns the distinct addresses, IPv4 first, each family in
+// resolution order, at most MaxAddresses.
+func orderAddrs(addrs []netip.Addr) []netip.Addr {
+	var v4, v6 []netip.Addr
+	for _, a := range addrs {
+		if slices.Contains(v4, a) || slices.Contains(v6, a) {
+			continue
+		}
+		if a.Is4() {
+			v4 = append(v4, a)
+		} else {
+			v6 = append(v6, a)
+		}
+	}
+	out := append(v4, v6...)
+	if len(out) > MaxAddresses {
+		out = out[:MaxAddresses]
+	}
+	return out
 }
 
 // setAddr records the address to dial.
@@ -94,7 +125,7 @@ func (p *prober) lookup() (addrs []netip.Addr, literal bool, _ *Error) {
 		if p.ctx.Err() != nil {
 			reason = ReasonTimeout
 		}
-		return nil, false, &Error{Phase: PhaseResolve, Reason: reason, Err: p.opts.resolveError("resolving "+p.res.Host, err)}
+		return nil, false, &Error{Phase: PhaseResolve, Reason: reason, Err: p.opts.ResolveError("resolving "+p.res.Host, err)}
 	}
 	for i := range addrs {
 		addrs[i] = addrs[i].Unmap()
@@ -102,11 +133,11 @@ func (p *prober) lookup() (addrs []netip.Addr, literal bool, _ *Error) {
 	return addrs, false, nil
 }
 
-// resolveError says what failed (action: "resolving mx.example.org") and
+// ResolveError says what failed (action: "resolving mx.example.org") and
 // names the resolver that was asked. With a resolver of the options' own,
 // Go's error would name the system's server, which was not asked: that name
 // is dropped.
-func (o *Options) resolveError(action string, err error) error {
+func (o *Options) ResolveError(action string, err error) error {
 	var dnsErr *net.DNSError
 	if o.Resolver != "" && errors.As(err, &dnsErr) && dnsErr.Server != "" {
 		c := *dnsErr

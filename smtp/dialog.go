@@ -96,8 +96,11 @@ func validKeyword(kw string) bool {
 // startTLS upgrades the connection and says EHLO again.
 func (p *prober) startTLS() (bool, *Error) {
 	if _, ok := p.res.Extensions["STARTTLS"]; !ok {
-		if failure := p.res.DANE.CheckNoTLS(); failure != nil {
-			return false, failure
+		if p.tlsCheck != nil && p.tlsCheck.NoSTARTTLS != nil {
+			if failure := p.tlsCheck.NoSTARTTLS(); failure != nil {
+				p.hooked = true
+				return false, failure
+			}
 		}
 		return false, &Error{Phase: PhaseStartTLS, Reason: ReasonUnsupported, Err: errNotOffered("STARTTLS")}
 	}
@@ -120,8 +123,8 @@ func (p *prober) startTLS() (bool, *Error) {
 	p.res.Phases[len(p.res.Phases)-1].Duration = time.Since(t)
 	if herr != nil {
 		if p.tls {
-			// A DANE mismatch after a complete handshake: the polite QUIT
-			// goes over TLS.
+			// The caller's check refused a complete handshake (a DANE
+			// mismatch): the polite QUIT goes over TLS.
 			p.r.Reset(p.conn)
 		}
 		return false, herr

@@ -26,9 +26,11 @@ const (
 	PhaseQuit     Phase = "quit"
 )
 
-// Phases lists every phase in dialog order.
-var Phases = []Phase{PhaseResolve, PhaseMTASTS, PhaseConnect, PhaseTLS, PhaseBanner, PhaseEHLO, PhaseStartTLS,
-	PhaseAuth, PhaseMail, PhaseRcpt, PhaseData, PhaseMessage, PhaseRset, PhaseQuit, PhaseDelivery}
+// Phases lists every phase of a dialog in dialog order. Callers that
+// combine dialogs with other steps (an MTA-STS fetch, a delivery check) add
+// phases of their own; Phase is the type of the whole vocabulary.
+var Phases = []Phase{PhaseResolve, PhaseConnect, PhaseTLS, PhaseBanner, PhaseEHLO, PhaseStartTLS,
+	PhaseAuth, PhaseMail, PhaseRcpt, PhaseData, PhaseMessage, PhaseRset, PhaseQuit}
 
 // Reason says why a probe failed. The values are the "reason" label values of
 // the exporter's metrics.
@@ -52,10 +54,10 @@ const (
 	ReasonOverload    Reason = "overload"    // the caller's admission (Options.Admit) refused the connection
 )
 
-// Reasons lists every failure reason.
+// Reasons lists every failure reason of a dialog. Callers add reasons of
+// their own (a TLSCheck's, say), with ExplainFailureAs to explain them.
 var Reasons = []Reason{ReasonResolve, ReasonConnect, ReasonTimeout, ReasonTLS, ReasonClosed, ReasonProtocol,
-	Reason4xx, Reason5xx, ReasonUnsupported, ReasonExpectation, ReasonPolicy, ReasonConfig, ReasonNullMX, ReasonOverload, ReasonAuth,
-	ReasonDANE, ReasonMTASTS}
+	Reason4xx, Reason5xx, ReasonUnsupported, ReasonExpectation, ReasonPolicy, ReasonConfig, ReasonNullMX, ReasonOverload}
 
 // Error is the failure of a probe: the phase it failed in, why, and the reply
 // that decided it when one came.

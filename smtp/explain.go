@@ -208,9 +208,15 @@ func ExplainFailure(e *Error) string {
 	if e == nil {
 		return ""
 	}
+	return ExplainFailureAs(e, reasonMeaning[e.Reason])
+}
+
+// ExplainFailureAs is ExplainFailure with the meaning of e's reason given
+// by the caller, for reasons that are not the dialog's own (Reasons).
+func ExplainFailureAs(e *Error, meaning string) string {
 	s := "failed in phase " + string(e.Phase) + " (" + string(e.Reason) + ")"
-	if m, ok := reasonMeaning[e.Reason]; ok {
-		s += ": " + m
+	if meaning != "" {
+		s += ": " + meaning
 	}
 	if e.Reply != nil {
 		s += ": " + e.Reply.String()
@@ -236,7 +242,4 @@ var reasonMeaning = map[Reason]string{
 	ReasonConfig:      "the probe could not be prepared",
 	ReasonNullMX:      "the domain publishes a null MX: it accepts no mail",
 	ReasonOverload:    "the exporter had no capacity left for another connection",
-	ReasonAuth:        "the mailbox server refused the delivery check's login (username or password)",
-	ReasonDANE:        "the host's DNSSEC-signed TLSA records (DANE) could not be looked up, or the certificate matches none of them, or the server does not offer the STARTTLS they make mandatory",
-	ReasonMTASTS:      "the domain's MTA-STS policy in enforce mode refuses this MX (no mx pattern matches it, or its certificate does not validate for its name), or the published policy cannot be fetched",
 }

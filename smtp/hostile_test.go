@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smtp-exporter/smtp_exporter/internal/smtptest"
 	"go.uber.org/goleak"
 )
 
@@ -22,7 +23,7 @@ func TestMain(m *testing.M) {
 // hostile servers: each must end the probe within its deadline with the
 // right phase and reason.
 func TestHostileServers(t *testing.T) {
-	endless := func(c *fakeConn, chunk string) error {
+	endless := func(c *smtptest.Conn, chunk string) error {
 		b := []byte(strings.Repeat(chunk, 256))
 		for {
 			if _, err := c.Write(b); err != nil {
@@ -32,16 +33,16 @@ func TestHostileServers(t *testing.T) {
 	}
 	tests := []struct {
 		name       string
-		handler    func(c *fakeConn) error
+		handler    func(c *smtptest.Conn) error
 		timeout    time.Duration
 		fast       bool // must fail well before the timeout
 		wantPhase  Phase
 		wantReason Reason
 	}{
 		{name: "tarpit", timeout: 500 * time.Millisecond, wantPhase: PhaseBanner, wantReason: ReasonTimeout,
-			handler: func(c *fakeConn) error { c.readLine(); return nil }},
+			handler: func(c *smtptest.Conn) error { c.ReadLine(); return nil }},
 		{name: "drip-fed banner", timeout: 500 * time.Millisecond, wantPhase: PhaseBanner, wantReason: ReasonTimeout,
-			handler: func(c *fakeConn) error {
+			handler: func(c *smtptest.Conn) error {
 				for _, b := range []byte("220 " + strings.Repeat("x", 100)) {
 					if _, err := c.Write([]byte{b}); err != nil {
 						return nil
@@ -51,31 +52,31 @@ func TestHostileServers(t *testing.T) {
 				return nil
 			}},
 		{name: "endless multi-line banner", timeout: 20 * time.Second, fast: true, wantPhase: PhaseBanner, wantReason: ReasonProtocol,
-			handler: func(c *fakeConn) error { return endless(c, "220-still greeting you\r\n") }},
+			handler: func(c *smtptest.Conn) error { return endless(c, "220-still greeting you\r\n") }},
 		{name: "endless line", timeout: 20 * time.Second, fast: true, wantPhase: PhaseBanner, wantReason: ReasonProtocol,
-			handler: func(c *fakeConn) error { return endless(c, "aaaaaaaaaaaaaaaa") }},
+			handler: func(c *smtptest.Conn) error { return endless(c, "aaaaaaaaaaaaaaaa") }},
 		{name: "endless ehlo reply", timeout: 20 * time.Second, fast: true, wantPhase: PhaseEHLO, wantReason: ReasonProtocol,
-			handler: func(c *fakeConn) error {
-				c.send("220 mx\r\n")
-				c.readLine()
+			handler: func(c *smtptest.Conn) error {
+				c.Send("220 mx\r\n")
+				c.ReadLine()
 				return endless(c, "250-PIPELINING\r\n")
 			}},
 		{name: "reset mid-dialog", timeout: 20 * time.Second, fast: true, wantPhase: PhaseEHLO, wantReason: ReasonClosed,
-			handler: func(c *fakeConn) error {
-				c.send("220 mx\r\n")
-				c.readLine()
+			handler: func(c *smtptest.Conn) error {
+				c.Send("220 mx\r\n")
+				c.ReadLine()
 				c.Conn.(*net.TCPConn).SetLinger(0)
 				return nil
 			}},
 		{name: "ssh on the port", timeout: 20 * time.Second, fast: true, wantPhase: PhaseBanner, wantReason: ReasonProtocol,
-			handler: func(c *fakeConn) error { c.send("SSH-2.0-OpenSSH_9.2p1 Debian\r\n"); c.readLine(); return nil }},
+			handler: func(c *smtptest.Conn) error { c.Send("SSH-2.0-OpenSSH_9.2p1 Debian\r\n"); c.ReadLine(); return nil }},
 		{name: "stalls after ehlo", timeout: 500 * time.Millisecond, wantPhase: PhaseQuit, wantReason: ReasonTimeout,
-			handler: script(nil, "S: 220 mx", "C: EHLO probe.test", "S: 250 mx", "C: QUIT", "DRAIN")},
+			handler: smtptest.Script(nil, "S: 220 mx", "C: EHLO probe.test", "S: 250 mx", "C: QUIT", "DRAIN")},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srv := newFakeServer(t, "tcp4", tc.handler)
+			srv := smtptest.NewFake(t, "tcp4", tc.handler)
 			start := time.Now()
 			_, err := probeFake(t, srv, baseOptions(), tc.timeout)
 			elapsed := time.Since(start)
@@ -107,7 +108,7 @@ func TestHTTPServers(t *testing.T) {
 	if !errors.As(err, &perr) || perr.Phase != PhaseBanner || perr.Reason != ReasonTimeout {
 		t.Errorf("silent http: err = %v, want banner/timeout", err)
 	}
-	talking := newFakeServer(t, "tcp4", script(nil, "S: HTTP/1.0 400 Bad Request\nContent-Length: 0\n", "DRAIN"))
+	talking := smtptest.NewFake(t, "tcp4", smtptest.Script(nil, "S: HTTP/1.0 400 Bad Request\nContent-Length: 0\n", "DRAIN"))
 	_, err = probeFake(t, talking, baseOptions(), 2*time.Second)
 	if !errors.As(err, &perr) || perr.Phase != PhaseBanner || perr.Reason != ReasonProtocol {
 		t.Errorf("talking http: err = %v, want banner/protocol", err)
@@ -120,7 +121,7 @@ func TestHostileMemoryFlat(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short mode")
 	}
-	srv := newFakeServer(t, "tcp4", func(c *fakeConn) error {
+	srv := smtptest.NewFake(t, "tcp4", func(c *smtptest.Conn) error {
 		b := []byte(strings.Repeat("250-endless reply line\r\n", 512))
 		for {
 			if _, err := c.Write(b); err != nil {

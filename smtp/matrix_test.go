@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smtp-exporter/smtp_exporter/internal/smtptest"
 	"github.com/smtp-exporter/smtp_exporter/internal/testpki"
 )
 
@@ -75,7 +76,7 @@ func TestPhaseOutcomeMatrix(t *testing.T) {
 						steps = append(steps, "DRAIN")
 					}
 				}
-				srv := newFakeServer(t, "tcp4", script(pki.Server, steps...))
+				srv := smtptest.NewFake(t, "tcp4", smtptest.Script(pki.Server, steps...))
 				opts := baseOptions()
 				opts.TLS, opts.TLSConfig = TLSStartTLS, tlsConfigWithRoots(pki)
 				opts.Auth = &Auth{Username: "u", Password: func() (string, error) { return "p", nil }, Mechanism: "PLAIN"}
@@ -103,8 +104,8 @@ func TestPhaseOutcomeMatrix(t *testing.T) {
 				if code != out.code {
 					t.Errorf("deciding code %d, want %d", code, out.code)
 				}
-				sr := srv.wait(t)
-				got := strings.Split(strings.TrimSuffix(sr.recv, "\r\n"), "\r\n")
+				sr := srv.Wait(t)
+				got := strings.Split(strings.TrimSuffix(sr.Recv, "\r\n"), "\r\n")
 				// Lines the client sent in clear and over TLS, minus the
 				// message body (matched by "*").
 				if !sameSkippingBody(got, sent) {

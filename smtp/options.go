@@ -96,34 +96,10 @@ type Options struct {
 	// past it, one note says the transcript was truncated and server lines
 	// are dropped, while the probe's own lines still come.
 	Transcript func(TranscriptLine)
-
-	// AllAddresses probes every A and AAAA address of the host (at most
-	// MaxAddresses, in resolution order, IPv4 first), each as its own
-	// dialog, concurrently; IPProtocol and IPProtocolFallback are then
-	// ignored. Every address of every host passes CheckAddr before any is
-	// dialled, and each dialog takes its own Admit slot. It applies to
-	// ProbeHost and ProbeMX; Probe ignores it (one Result, one address).
-	AllAddresses bool
-	// DANE looks up the host's TLSA records (RFC 7672) through Resolver,
-	// after resolution and before dialling; Result.DANE reports them. The
-	// resolver must validate DNSSEC (the AD bit). With authenticated,
-	// usable records, STARTTLS is mandatory and the certificate must match
-	// one of them (ReasonDANE), WebPKI verification does not fail the
-	// probe; otherwise the probe goes on as the module says. Not used with
-	// TLS none, nor for an IP-literal host.
-	DANE bool
-	// MTASTS, ProbeMX only: fetch the domain's MTA-STS policy (RFC 8461,
-	// phase mta_sts) while the MX records are looked up, and judge every
-	// exchanger by it after its probe. nil: off. Its CheckAddr is
-	// Options.CheckAddr when nil, its Resolver Options.Resolver when empty.
-	MTASTS *MTASTSOptions
-	// TLSRPT, ProbeMX only: look up the domain's TLS-RPT record at
-	// _smtp._tls.DOMAIN (RFC 8460), reported in MXResult.TLSRPT, never a
-	// failure.
-	TLSRPT bool
 }
 
-// MaxAddresses bounds the addresses probed per host with AllAddresses.
+// MaxAddresses bounds the addresses Session.Prepare returns for a host
+// whose every address is to be probed.
 const MaxAddresses = 8
 
 // systemResolver names the system's resolver in errors.
@@ -138,11 +114,14 @@ func (o *Options) resolverName() string {
 }
 
 // resolver returns the resolver these options ask.
-func (o *Options) resolver() *net.Resolver {
-	if o.Resolver == "" {
+func (o *Options) resolver() *net.Resolver { return NewResolver(o.Resolver) }
+
+// NewResolver returns a resolver that asks addr ("host:port"), or the
+// system's resolver when addr is empty.
+func NewResolver(addr string) *net.Resolver {
+	if addr == "" {
 		return net.DefaultResolver
 	}
-	addr := o.Resolver
 	return &net.Resolver{
 		PreferGo: true,
 		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {

@@ -24,18 +24,18 @@ import (
 // ErrPolicy.
 func Probe(ctx context.Context, host string, port uint16, opts *Options) (*Result, error) {
 	start := time.Now()
-	ctx, cancel := withDefaultDeadline(ctx)
+	ctx, cancel := WithDefaultDeadline(ctx)
 	defer cancel()
-	p := newProber(ctx, host, port, opts, newTranscript(opts.Transcript, start), "")
-	p.start = start
-	if err := p.prepare(); err != nil {
-		return p.done(err)
+	s := NewSession(ctx, host, port, opts, NewTranscript(opts.Transcript, start), "")
+	s.p.start = start
+	if _, err := s.Prepare(false); err != nil {
+		return s.p.done(err)
 	}
-	return p.done(p.run())
+	return s.p.done(s.Run())
 }
 
-// withDefaultDeadline gives ctx a DefaultTimeout deadline when it has none.
-func withDefaultDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+// WithDefaultDeadline gives ctx a DefaultTimeout deadline when it has none.
+func WithDefaultDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {
 		return ctx, func() {}
 	}
@@ -44,12 +44,14 @@ func withDefaultDeadline(ctx context.Context) (context.Context, context.CancelFu
 
 // prober holds the state of one host's probe.
 type prober struct {
-	ctx    context.Context
-	opts   *Options
-	res    *Result
-	start  time.Time
-	tr     *transcript
-	trHost string // the exchanger's name in an MX probe's transcript
+	ctx      context.Context
+	opts     *Options
+	res      *Result
+	start    time.Time
+	tr       *Transcript
+	trHost   string    // the exchanger's name in an MX probe's transcript
+	tlsCheck *TLSCheck // the caller's judgement of the TLS session; nil: WebPKI alone
+	hooked   bool      // the failure came from the caller's TLSCheck
 
 	conn     net.Conn
 	r        *bufio.Reader
@@ -59,11 +61,11 @@ type prober struct {
 	mailOpen bool    // a MAIL FROM was accepted and the transaction is open
 	ehloExt  *extensionSet
 
-	all   bool         // Options.AllAddresses applies (ProbeHost, ProbeMX)
+	all   bool         // every address of the host is to be probed (Prepare)
 	addrs []netip.Addr // with all: the vetted addresses to probe, after resolve
 }
 
-func newProber(ctx context.Context, host string, port uint16, opts *Options, tr *transcript, trHost string) *prober {
+func newProber(ctx context.Context, host string, port uint16, opts *Options, tr *Transcript, trHost string) *prober {
 	return &prober{ctx: ctx, opts: opts, res: &Result{Host: host, Port: port}, start: time.Now(), tr: tr, trHost: trHost}
 }
 
@@ -200,11 +202,12 @@ func (p *prober) politeQuit(failure *Error) {
 	if d, _ := p.ctx.Deadline(); d.Before(deadline) {
 		deadline = d
 	}
-	switch failure.Reason {
-	case Reason4xx, Reason5xx, ReasonUnsupported, ReasonExpectation, ReasonDANE:
+	switch r := failure.Reason; {
+	case r == Reason4xx, r == Reason5xx, r == ReasonUnsupported, r == ReasonExpectation, p.hooked:
+		// The dialog is in step (p.hooked: the caller's TLSCheck refused it).
 		p.conn.SetDeadline(deadline)
 		_, _ = p.cmd(PhaseQuit, "QUIT", "") // best effort; the failure stands
-	case ReasonProtocol:
+	case r == ReasonProtocol:
 		// The stream is out of step: say goodbye without waiting for an answer.
 		p.conn.SetWriteDeadline(deadline)
 		p.emit(Client, "QUIT")
@@ -331,7 +334,7 @@ func isTimeout(err error) bool {
 // makes it safe).
 func (p *prober) emit(dir Direction, text string) {
 	if p.tr != nil {
-		p.tr.emit(p.trHost, dir, p.secrets.scrub(text))
+		p.tr.Emit(p.trHost, dir, p.secrets.scrub(text))
 	}
 }
 

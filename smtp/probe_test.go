@@ -3,11 +3,13 @@ package smtp
 import (
 	"errors"
 	"net"
+	"net/mail"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/smtp-exporter/smtp_exporter/internal/smtptest"
 	"github.com/smtp-exporter/smtp_exporter/internal/testenv"
 )
 
@@ -344,7 +346,7 @@ func TestProbeDialog(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srv := newFakeServer(t, "tcp4", script(nil, tc.steps...))
+			srv := smtptest.NewFake(t, "tcp4", smtptest.Script(nil, tc.steps...))
 			opts := baseOptions()
 			if tc.opts != nil {
 				tc.opts(opts)
@@ -385,22 +387,22 @@ func TestProbeDialog(t *testing.T) {
 			if got := phases(res); got != tc.wantPhases {
 				t.Errorf("phases = %q, want %q", got, tc.wantPhases)
 			}
-			sr := srv.wait(t)
-			if sr.err != nil && tc.wantPhase == "" {
-				t.Errorf("server script: %v", sr.err)
+			sr := srv.Wait(t)
+			if sr.Err != nil && tc.wantPhase == "" {
+				t.Errorf("server script: %v", sr.Err)
 			}
-			if got := testMessageRE.ReplaceAllString(sr.recv, "<message>\r\n.\r\n"); got != tc.wantSent {
+			if got := testMessageRE.ReplaceAllString(sr.Recv, "<message>\r\n.\r\n"); got != tc.wantSent {
 				t.Errorf("client sent %q, want %q", got, tc.wantSent)
 			}
-			if res.IPProtocol != 4 || res.Addr.Port() != srv.port {
-				t.Errorf("dialled %s (ip%d), want port %d over IPv4", res.Addr, res.IPProtocol, srv.port)
+			if res.IPProtocol != 4 || res.Addr.Port() != srv.Port {
+				t.Errorf("dialled %s (ip%d), want port %d over IPv4", res.Addr, res.IPProtocol, srv.Port)
 			}
 		})
 	}
 }
 
 func TestProbeExtensionsAndSize(t *testing.T) {
-	srv := newFakeServer(t, "tcp4", script(nil, "S: 220 mx.test", "C: EHLO probe.test",
+	srv := smtptest.NewFake(t, "tcp4", smtptest.Script(nil, "S: 220 mx.test", "C: EHLO probe.test",
 		"S: 250-mx.test\n250-SIZE 10240000\n250-AUTH=LOGIN PLAIN\n250-b@d keyword\n250-8bitmime\n250 ENHANCEDSTATUSCODES", "C: QUIT", "S: 221 bye"))
 	res, err := probeFake(t, srv, baseOptions(), 5*time.Second)
 	if err != nil {
@@ -427,7 +429,7 @@ func TestProbeDataSendsUniqueMessage(t *testing.T) {
 		steps = append(steps, "C: *")
 	}
 	steps = append(steps, "C: .", "S: 250 2.0.0 Ok: queued as ABC", "C: QUIT", "S: 221 bye")
-	srv := newFakeServer(t, "tcp4", script(nil, steps...))
+	srv := smtptest.NewFake(t, "tcp4", smtptest.Script(nil, steps...))
 	opts := baseOptions()
 	opts.MailFrom, opts.RcptTo, opts.SendData = "probe@example.org", []string{"postmaster@example.org"}, true
 	var ids []string
@@ -436,20 +438,20 @@ func TestProbeDataSendsUniqueMessage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sr := srv.wait(t)
-		if sr.err != nil {
-			t.Fatalf("server: %v", sr.err)
+		sr := srv.Wait(t)
+		if sr.Err != nil {
+			t.Fatalf("server: %v", sr.Err)
 		}
-		if res.MessageID == "" || !strings.Contains(sr.recv, "\r\nMessage-ID: "+res.MessageID+"\r\n") {
-			t.Errorf("Message-ID %q not sent in %q", res.MessageID, sr.recv)
+		if res.MessageID == "" || !strings.Contains(sr.Recv, "\r\nMessage-ID: "+res.MessageID+"\r\n") {
+			t.Errorf("Message-ID %q not sent in %q", res.MessageID, sr.Recv)
 		}
 		for _, h := range []string{"\r\nDate: ", "\r\nFrom: <probe@example.org>\r\n", "\r\nTo: <postmaster@example.org>\r\n", "\r\n\r\nThis message", "\r\n.\r\nQUIT\r\n"} {
-			if !strings.Contains(sr.recv, h) {
+			if !strings.Contains(sr.Recv, h) {
 				t.Errorf("message lacks %q", h)
 			}
 		}
-		if strings.Contains(strings.ReplaceAll(sr.recv, "\r\n", ""), "\n") {
-			t.Errorf("client sent a bare LF: %q", sr.recv)
+		if strings.Contains(strings.ReplaceAll(sr.Recv, "\r\n", ""), "\n") {
+			t.Errorf("client sent a bare LF: %q", sr.Recv)
 		}
 		ids = append(ids, res.MessageID)
 	}
@@ -459,8 +461,8 @@ func TestProbeDataSendsUniqueMessage(t *testing.T) {
 }
 
 func TestProbeIPv6(t *testing.T) {
-	testenv.Require(t, ipv6Loopback(), "no IPv6 loopback ([::1]) on this host")
-	srv := newFakeServer(t, "tcp6", script(nil, "S: 220 mx.test", "C: EHLO probe.test", ehloOK, "C: QUIT", "S: 221 bye"))
+	testenv.Require(t, testenv.IPv6Loopback(), "no IPv6 loopback ([::1]) on this host")
+	srv := smtptest.NewFake(t, "tcp6", smtptest.Script(nil, "S: 220 mx.test", "C: EHLO probe.test", ehloOK, "C: QUIT", "S: 221 bye"))
 	opts := baseOptions()
 	opts.IPProtocol = "ip6"
 	res, err := probeFake(t, srv, opts, 5*time.Second)
@@ -508,5 +510,23 @@ func TestMessageSizeLimit(t *testing.T) {
 		if size, ok := r.MessageSizeLimit(); size != tc.size || ok != tc.wantOK {
 			t.Errorf("extensions %v: MessageSizeLimit = %d, %t; want %d, %t", tc.ext, size, ok, tc.size, tc.wantOK)
 		}
+	}
+}
+
+// TestTestMessageForm: the test message carries the Message-ID and X-Mailer
+// forms that the delivery check (package delivery) recognises as a probe's:
+// "<unix-seconds.24-hex-digits@helo>" and "smtp_exporter".
+func TestTestMessageForm(t *testing.T) {
+	p := &prober{opts: &Options{HeloName: "probe.test", MailFrom: "a@probe.test", RcptTo: []string{"b@probe.test"}}, res: &Result{}}
+	msg, err := mail.ReadMessage(strings.NewReader(strings.TrimSuffix(p.testMessage(), ".\r\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := regexp.MustCompile(`^<([0-9]{1,19})\.[0-9a-f]{24}@probe\.test>$`)
+	if !form.MatchString(p.res.MessageID) || msg.Header.Get("Message-Id") != p.res.MessageID {
+		t.Errorf("Message-ID %q (header %q) is not of the form the delivery check looks for", p.res.MessageID, msg.Header.Get("Message-Id"))
+	}
+	if got := msg.Header.Get("X-Mailer"); got != "smtp_exporter" {
+		t.Errorf("X-Mailer %q", got)
 	}
 }

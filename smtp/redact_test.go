@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/smtp-exporter/smtp_exporter/internal/smtptest"
 )
 
 // TestEchoedSecretsScrubbed: a server that echoes the credentials (the
@@ -45,7 +47,7 @@ func TestEchoedSecretsScrubbed(t *testing.T) {
 			if tc.ehlo != "" {
 				steps[len(steps)-1] = tc.ehlo
 			}
-			srv := newFakeServer(t, "tcp4", script(pki.Server, append(steps, tc.steps...)...))
+			srv := smtptest.NewFake(t, "tcp4", smtptest.Script(pki.Server, append(steps, tc.steps...)...))
 			var transcript []string
 			opts := baseOptions()
 			opts.TLS, opts.TLSConfig = TLSStartTLS, &tls.Config{RootCAs: pki.Pool}

@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/smtp-exporter/smtp_exporter/internal/textsafe"
 )
 
 // Limits on what the client reads from a server. A reply that exceeds either
@@ -170,15 +171,7 @@ func readReply(r *bufio.Reader, how replyReading) (*Reply, error) {
 }
 
 // cutUTF8 cuts s to at most n bytes without splitting a character.
-func cutUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
+func cutUTF8(s string, n int) string { return textsafe.Cut(s, n) }
 
 // NewReader returns a buffered reader sized so that ReadReply enforces
 // MaxLineLength.

@@ -30,13 +30,6 @@ type Result struct {
 	// TLS describes the handshake, when one was attempted and got far enough
 	// to see the server's certificates.
 	TLS *TLSState
-	// DANE is the DANE outcome for the host (Options.DANE): the TLSA
-	// lookup, and whether the certificate matched. nil when DANE was not
-	// asked for, for an IP-literal host, with TLS none, or when the probe
-	// failed before the lookup (resolution, address policy). With
-	// AllAddresses, every address's Result has its own DANEResult sharing
-	// the host's single lookup.
-	DANE *DANEResult
 	// MessageID is the Message-ID of the test message, when one was sent.
 	MessageID string
 	// AcceptedAt is when the reply to the message's final "." came, when it

@@ -2,9 +2,8 @@ package smtp
 
 import (
 	"errors"
-	"strconv"
-	"strings"
-	"unicode/utf8"
+
+	"github.com/smtp-exporter/smtp_exporter/internal/textsafe"
 )
 
 // SafeText makes text that a server controls safe to show in a terminal, a
@@ -16,72 +15,10 @@ import (
 // Everything else, backslashes included, is kept as it is. Probe applies it
 // to reply text, transcript lines and error texts; other layers may apply it
 // to anything else a server or a DNS answer controls.
-func SafeText(s string) string {
-	if isSafe(s) {
-		return s
-	}
-	var b strings.Builder
-	b.Grow(len(s) + 16)
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size <= 1, r < 0x20 && r != '\t', r == 0x7f:
-			b.WriteString(`\x`)
-			b.WriteByte(hexDigit[s[i]>>4])
-			b.WriteByte(hexDigit[s[i]&0xf])
-		case unsafeRune(r):
-			b.WriteString(`\u`)
-			b.WriteString(strconv.FormatInt(int64(r)|0x10000, 16)[1:]) // four hex digits
-		default:
-			b.WriteString(s[i : i+size])
-		}
-		i += size
-	}
-	return b.String()
-}
-
-const hexDigit = "0123456789abcdef"
-
-// isSafe reports whether s needs no escaping: printable ASCII and tab are
-// checked byte by byte, anything else rune by rune.
-func isSafe(s string) bool {
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if (c < 0x20 && c != '\t') || c == 0x7f {
-				return false
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if (r == utf8.RuneError && size <= 1) || unsafeRune(r) {
-			return false
-		}
-		i += size
-	}
-	return true
-}
-
-// unsafeRune reports the non-ASCII runes SafeText escapes.
-func unsafeRune(r rune) bool {
-	switch {
-	case r >= 0x80 && r <= 0x9f: // C1 controls
-		return true
-	case r == 0x061c, r == 0x200e, r == 0x200f: // bidi marks
-		return true
-	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069: // bidi embeddings, overrides, isolates
-		return true
-	case r == 0x2028, r == 0x2029: // line and paragraph separators
-		return true
-	}
-	return false
-}
+func SafeText(s string) string { return textsafe.Text(s) }
 
 // safeBytes is SafeText of a line as read from the network.
-func safeBytes(b []byte) string {
-	return SafeText(string(b))
-}
+func safeBytes(b []byte) string { return textsafe.Bytes(b) }
 
 // cleanError is an error whose text was made safe (SafeText) and cleared of
 // secrets. It still matches, with errors.Is, what the original matched
@@ -108,9 +45,4 @@ func cleanErr(err error, clean func(string) string) error {
 }
 
 // clip is SafeText of b's first n bytes, with "..." when b is longer.
-func clip(b []byte, n int) string {
-	if len(b) > n {
-		return safeBytes(b[:n]) + "..."
-	}
-	return safeBytes(b)
-}
+func clip(b []byte, n int) string { return textsafe.Clip(b, n) }

@@ -7,7 +7,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/smtp-exporter/smtp_exporter/internal/smtptest"
 	"github.com/smtp-exporter/smtp_exporter/internal/testpki"
+	"github.com/smtp-exporter/smtp_exporter/internal/textsafe"
 )
 
 func TestSafeText(t *testing.T) {
@@ -62,7 +64,7 @@ func FuzzSafeText(f *testing.F) {
 func TestServerTextIsSafe(t *testing.T) {
 	forged := "mx.test\n[  0.000s] S: 250 forged line\x1b[2J" // a certificate name is ASCII
 	pki := testpki.Valid(t, forged, "127.0.0.1")
-	srv := newFakeServer(t, "tcp4", script(pki.Server, "TLS", "S: 220 mx.test \x1b]0;owned\x07 \u0085 \u202e ready",
+	srv := smtptest.NewFake(t, "tcp4", smtptest.Script(pki.Server, "TLS", "S: 220 mx.test \x1b]0;owned\x07 \u0085 \u202e ready",
 		"C: EHLO probe.test", "RAW: 250-mx.test\r\n250 SIZE 100 \xff\u2028\r\nnot smtp \x1b[1m\r\n", "DRAIN"))
 	var lines []TranscriptLine
 	opts := baseOptions()
@@ -99,7 +101,7 @@ func TestServerTextIsSafe(t *testing.T) {
 // names is escaped in the error and in TLSState.VerifyError.
 func TestCertificateErrorIsSafe(t *testing.T) {
 	pki := testpki.Valid(t, "mx.test\n[  0.000s] S: 250 forged\x1b[2J")
-	srv := newFakeServer(t, "tcp4", script(pki.Server, "TLS", "DRAIN"))
+	srv := smtptest.NewFake(t, "tcp4", smtptest.Script(pki.Server, "TLS", "DRAIN"))
 	var lines []string
 	opts := baseOptions()
 	opts.TLS, opts.TLSConfig = TLSImplicit, &tls.Config{RootCAs: pki.Pool, ServerName: "other.test"}
@@ -117,3 +119,8 @@ func TestCertificateErrorIsSafe(t *testing.T) {
 		t.Errorf("VerifyError = %q, want the escaped name", res.TLS.VerifyError)
 	}
 }
+
+// isSafe and unsafeRune are textsafe's judgement, for the checks above.
+func isSafe(s string) bool { return textsafe.IsSafe(s) }
+
+func unsafeRune(r rune) bool { return r >= utf8.RuneSelf && !textsafe.IsSafe(string(r)) }

@@ -18,9 +18,9 @@ func (p *prober) handshake(phase Phase) *Error {
 	p.res.TLS = state
 	verify := !cfg.InsecureSkipVerify
 	roots := cfg.RootCAs
-	// With DANE applying, the TLSA records decide (checkDANE, after the
-	// handshake); WebPKI is still recorded, as MTA-STS needs it.
-	daneDecides := p.res.DANE.Applies()
+	// With the caller's check deciding (DANE), WebPKI is still recorded, as
+	// MTA-STS needs it, but does not fail the handshake.
+	callerDecides := p.tlsCheck != nil && p.tlsCheck.Decides
 	cfg.InsecureSkipVerify = true
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		state.Version = cs.Version
@@ -32,7 +32,7 @@ func (p *prober) handshake(phase Phase) *Error {
 		err := verifyChain(cs.PeerCertificates, state.ServerName, roots)
 		state.Verified = err == nil
 		state.VerifyError = err
-		if daneDecides {
+		if callerDecides {
 			return nil
 		}
 		return err
@@ -52,7 +52,13 @@ func (p *prober) handshake(phase Phase) *Error {
 	p.tls = true
 	p.note("TLS handshake done: %s, %s, certificate for %s expires %s (verified: %t)",
 		state.VersionName(), state.CipherSuiteName(), leafName(state), state.EarliestExpiry().UTC().Format(time.RFC3339), state.Verified)
-	return p.checkDANE(phase)
+	if p.tlsCheck != nil && p.tlsCheck.Verify != nil {
+		if failure := p.tlsCheck.Verify(phase, state); failure != nil {
+			p.hooked = true
+			return failure
+		}
+	}
+	return nil
 }
 
 // tlsConfig returns a copy of the module's TLS config with ServerName set.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smtp-exporter/smtp_exporter/internal/smtptest"
 	"github.com/smtp-exporter/smtp_exporter/internal/testpki"
 )
 
@@ -18,7 +19,7 @@ const ehloAfterTLS = "S: 250-mx.test\n250-SIZE 2000\n250 AUTH PLAIN LOGIN CRAM-M
 
 func TestStartTLS(t *testing.T) {
 	pki := validPKI(t)
-	srv := newFakeServer(t, "tcp4", script(pki.Server, "S: 220 mx.test", "C: EHLO probe.test", ehloTLS, "C: STARTTLS", "S: 220 2.0.0 go ahead", "TLS",
+	srv := smtptest.NewFake(t, "tcp4", smtptest.Script(pki.Server, "S: 220 mx.test", "C: EHLO probe.test", ehloTLS, "C: STARTTLS", "S: 220 2.0.0 go ahead", "TLS",
 		"C: EHLO probe.test", ehloAfterTLS, "C: QUIT", "S: 221 bye"))
 	opts := baseOptions()
 	opts.TLS = TLSStartTLS
@@ -27,8 +28,8 @@ func TestStartTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sr := srv.wait(t); sr.err != nil || sr.recv != "EHLO probe.test\r\nSTARTTLS\r\nEHLO probe.test\r\nQUIT\r\n" {
-		t.Errorf("server: %v, client sent %q", sr.err, sr.recv)
+	if sr := srv.Wait(t); sr.Err != nil || sr.Recv != "EHLO probe.test\r\nSTARTTLS\r\nEHLO probe.test\r\nQUIT\r\n" {
+		t.Errorf("server: %v, client sent %q", sr.Err, sr.Recv)
 	}
 	if got := phases(res); got != "resolve connect banner ehlo starttls ehlo quit" {
 		t.Errorf("phases = %q", got)
@@ -82,7 +83,7 @@ func TestTLSFailures(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srv := newFakeServer(t, "tcp4", script(tc.pki.Server, tc.steps...))
+			srv := smtptest.NewFake(t, "tcp4", smtptest.Script(tc.pki.Server, tc.steps...))
 			opts := baseOptions()
 			opts.TLS = TLSStartTLS
 			if tc.implicit {
@@ -127,7 +128,7 @@ func TestTLSFailures(t *testing.T) {
 
 func TestImplicitTLS(t *testing.T) {
 	pki := validPKI(t)
-	srv := newFakeServer(t, "tcp4", script(pki.Server, "TLS", "S: 220 mx.test", "C: EHLO probe.test", ehloAfterTLS, "C: QUIT", "S: 221 bye"))
+	srv := smtptest.NewFake(t, "tcp4", smtptest.Script(pki.Server, "TLS", "S: 220 mx.test", "C: EHLO probe.test", ehloAfterTLS, "C: QUIT", "S: 221 bye"))
 	opts := baseOptions()
 	opts.TLS = TLSImplicit
 	opts.TLSConfig = &tls.Config{RootCAs: pki.Pool, ServerName: "localhost"}
@@ -154,7 +155,7 @@ func TestStartTLSForgetsPlaintextEHLO(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			steps := append([]string{"S: 220 mx.test", "C: EHLO probe.test", ehloTLS, "C: STARTTLS", "S: 220 go", "TLS", "C: EHLO probe.test"}, after...)
-			srv := newFakeServer(t, "tcp4", script(pki.Server, steps...))
+			srv := smtptest.NewFake(t, "tcp4", smtptest.Script(pki.Server, steps...))
 			opts := baseOptions()
 			opts.TLS, opts.TLSConfig = TLSStartTLS, &tls.Config{RootCAs: pki.Pool}
 			res, err := probeFake(t, srv, opts, 10*time.Second)

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// What the transcript of one Probe or ProbeMX call may hold: at most
+// What the transcript of one probe may hold: at most
 // maxTranscriptBytes of text in all; past that, server lines are dropped
 // (one note says so), while the probe's own lines, whose number the dialog
 // bounds, still come. No line is longer than maxTranscriptLine.
@@ -15,11 +15,12 @@ const (
 	maxTranscriptLine  = 4 << 10
 )
 
-// transcript delivers the lines of one Probe or ProbeMX call to the
-// caller's function, one at a time: the exchanger probes of ProbeMX share it,
-// so the caller needs no lock. Every line is made safe (SafeText) and the
-// whole is capped. A nil *transcript drops everything.
-type transcript struct {
+// Transcript delivers the lines of one probe to the caller's function, one
+// at a time: the sessions of one probe (every exchanger and address of a
+// domain, a delivery check after them) share it, so the caller needs no
+// lock. Every line is made safe (SafeText) and the
+// whole is capped. A nil *Transcript drops everything.
+type Transcript struct {
 	mu        sync.Mutex
 	fn        func(TranscriptLine)
 	start     time.Time
@@ -27,16 +28,18 @@ type transcript struct {
 	truncated bool // server lines are dropped from now on
 }
 
-// newTranscript returns nil when fn is nil.
-func newTranscript(fn func(TranscriptLine), start time.Time) *transcript {
+// NewTranscript returns a transcript whose lines are timed from start, or
+// nil when fn is nil.
+func NewTranscript(fn func(TranscriptLine), start time.Time) *Transcript {
 	if fn == nil {
 		return nil
 	}
-	return &transcript{fn: fn, start: start}
+	return &Transcript{fn: fn, start: start}
 }
 
-// emit delivers one line, timed from the start of the call.
-func (t *transcript) emit(host string, dir Direction, text string) {
+// Emit delivers one line, timed from the start, with host as its
+// TranscriptLine.Host. Server lines past the cap are dropped.
+func (t *Transcript) Emit(host string, dir Direction, text string) {
 	if t == nil {
 		return
 	}
@@ -59,10 +62,10 @@ func (t *transcript) emit(host string, dir Direction, text string) {
 	t.fn(TranscriptLine{At: at, Host: host, Dir: dir, Text: text})
 }
 
-// notef delivers a note of the call itself (not of one exchanger).
-func (t *transcript) notef(format string, args ...any) {
+// Notef delivers a note of the probe as a whole (not of one host).
+func (t *Transcript) Notef(format string, args ...any) {
 	if t == nil {
 		return
 	}
-	t.emit("", Note, fmt.Sprintf(format, args...))
+	t.Emit("", Note, fmt.Sprintf(format, args...))
 }

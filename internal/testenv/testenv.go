@@ -171,3 +171,13 @@ func (e *Exporter) do(t testing.TB, method, path string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// IPv6Loopback reports whether [::1] can be listened on.
+func IPv6Loopback() bool {
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
+}

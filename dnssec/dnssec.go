@@ -1,0 +1,171 @@
+// Package dnssec asks a DNS resolver questions with the DO and AD bits set,
+// so that a validating resolver says whether it authenticated the answer
+// (RFC 4035 section 3.2.3, RFC 6840 section 5.7). It retries over TCP when
+// the UDP answer is truncated, bounds every exchange by the context's
+// deadline, and returns SERVFAIL (what a validating resolver answers to
+// bogus data) as its own error, ErrServFail, never as "no record".
+//
+// It never validates signatures itself: the AD bit is trusted from the
+// resolver it is given, which should therefore be on a loopback address
+// (RFC 4035 section 4.9.3). It knows nothing of SMTP, DANE or MTA-STS.
+package dnssec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// DefaultTimeout bounds a query whose context carries no deadline.
+const DefaultTimeout = 10 * time.Second
+
+// resolvConf is where the system's resolver is configured; a variable only
+// so that tests can point it elsewhere.
+var resolvConf = "/etc/resolv.conf"
+
+// ErrServFail is wrapped by a lookup that the resolver answered with
+// SERVFAIL. A validating resolver answers SERVFAIL to data whose DNSSEC
+// signatures do not validate ("bogus"), so for DANE and MTA-STS this is not
+// the same as "no record".
+var ErrServFail = errors.New("the resolver answered SERVFAIL")
+
+// Answer is the answer to one DNSSEC-aware query.
+type Answer struct {
+	// Msg is the resolver's answer (rcode NOERROR or NXDOMAIN).
+	Msg *dns.Msg
+	// Authenticated is true when the resolver set the AD bit: it validated
+	// the answer, or the denial of existence, with DNSSEC.
+	Authenticated bool
+}
+
+// NXDomain reports whether the name does not exist.
+func (a *Answer) NXDomain() bool { return a.Msg.Rcode == dns.RcodeNameError }
+
+// ResolverAddr returns the "host:port" to ask: resolver itself (":53" added
+// when it has no port), or, when empty, the first nameserver of
+// /etc/resolv.conf.
+func ResolverAddr(resolver string) (string, error) {
+	if resolver == "" {
+		cc, err := dns.ClientConfigFromFile(resolvConf)
+		if err != nil {
+			return "", fmt.Errorf("reading the system's resolver: %w", err)
+		}
+		if len(cc.Servers) == 0 {
+			return "", fmt.Errorf("no nameserver in %s", resolvConf)
+		}
+		return net.JoinHostPort(cc.Servers[0], cc.Port), nil
+	}
+	if _, _, err := net.SplitHostPort(resolver); err == nil {
+		return resolver, nil
+	}
+	host := strings.TrimSuffix(strings.TrimPrefix(resolver, "["), "]")
+	if host == "" {
+		return "", fmt.Errorf("resolver %q has no host", resolver)
+	}
+	return net.JoinHostPort(host, "53"), nil
+}
+
+// Query asks resolver ("host:port"; empty: the system's first
+// nameserver) for name and qtype with the DO and AD bits set, so a
+// validating resolver says whether it authenticated the answer. It gives up
+// at ctx's deadline (DefaultTimeout without one), retries over TCP when the
+// UDP answer is truncated, and returns an error for any rcode other than
+// NOERROR and NXDOMAIN (wrapping ErrServFail for SERVFAIL).
+func Query(ctx context.Context, resolver, name string, qtype uint16) (*Answer, error) {
+	addr, err := ResolverAddr(resolver)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
+	}
+	q := new(dns.Msg)
+	q.SetQuestion(dns.Fqdn(name), qtype)
+	q.RecursionDesired = true
+	q.AuthenticatedData = true
+	q.SetEdns0(1232, true) // the DNS flag day 2020 size: no IP fragments
+	resp, err := exchange(ctx, "udp", addr, q)
+	if err == nil && resp.Truncated {
+		resp, err = exchange(ctx, "tcp", addr, q)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("asking %s for %s %s: %w", addr, dns.Fqdn(name), dns.TypeToString[qtype], err)
+	}
+	switch resp.Rcode {
+	case dns.RcodeSuccess, dns.RcodeNameError:
+	case dns.RcodeServerFailure:
+		return nil, fmt.Errorf("asking %s for %s %s: %w", addr, dns.Fqdn(name), dns.TypeToString[qtype], ErrServFail)
+	default:
+		return nil, fmt.Errorf("asking %s for %s %s: the resolver answered %s",
+			addr, dns.Fqdn(name), dns.TypeToString[qtype], dns.RcodeToString[resp.Rcode])
+	}
+	return &Answer{Msg: resp, Authenticated: resp.AuthenticatedData}, nil
+}
+
+// exchange sends q over network ("udp" or "tcp") to addr and reads the
+// answer, within ctx: its deadline bounds every step and its cancellation
+// closes the connection.
+func exchange(ctx context.Context, network, addr string, q *dns.Msg) (*dns.Msg, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
+	deadline, _ := ctx.Deadline()
+	c := &dns.Client{Net: network, Timeout: time.Until(deadline)}
+	conn := &dns.Conn{Conn: nc}
+	resp, _, err := c.ExchangeWithConnContext(ctx, q, conn)
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, fmt.Errorf("%w (%v)", ctxErr, err)
+		}
+		// Every deadline of the exchange is ctx's: a timeout is its expiry,
+		// seen by the socket a moment before the context's own timer.
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
+		}
+		return nil, err
+	}
+	if resp.Id != q.Id {
+		return nil, dns.ErrId
+	}
+	return resp, nil
+}
+
+// AnswersOf returns the records of type T in the answer section, whatever
+// their owner name (the resolver has followed any CNAME to them).
+func AnswersOf[T dns.RR](m *dns.Msg) []T {
+	var out []T
+	for _, rr := range m.Answer {
+		if r, ok := rr.(T); ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// LookupTXT returns the TXT records at name, each one's strings joined. A
+// name that does not exist, or has no TXT record, gives no records and no
+// error.
+func LookupTXT(ctx context.Context, resolver, name string) ([]string, error) {
+	a, err := Query(ctx, resolver, name, dns.TypeTXT)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, t := range AnswersOf[*dns.TXT](a.Msg) {
+		out = append(out, strings.Join(t.Txt, ""))
+	}
+	return out, nil
+}

@@ -1,0 +1,142 @@
+package dnssec
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/smtp-exporter/smtp_exporter/internal/dnstest"
+)
+
+func TestQueryDNSSEC(t *testing.T) {
+	questions := make(chan *dns.Msg, 100)
+	zone := dnstest.SecZone{
+		Records: map[string][]string{
+			"secure.test. TXT":   {`"hello"`},
+			"insecure.test. TXT": {`"hello"`},
+		},
+		Secure:    map[string]bool{"secure.test.": true, "gone.test.": true},
+		NXDomain:  map[string]bool{"gone.test.": true},
+		ServFail:  map[string]bool{"bogus.test.": true},
+		Refused:   map[string]bool{"refused.test.": true},
+		Questions: questions,
+	}
+	addr := dnstest.StartSec(t, zone)
+	zone.Truncate = true
+	truncAddr := dnstest.StartSec(t, zone)
+	for _, tc := range []struct {
+		name, resolver, qname string
+		wantAuth, wantNX      bool
+		wantAnswers           int
+		wantErr               error
+		wantErrText           string
+	}{
+		{name: "authenticated", resolver: addr, qname: "secure.test", wantAuth: true, wantAnswers: 1},
+		{name: "insecure", resolver: addr, qname: "insecure.test", wantAnswers: 1},
+		{name: "authenticated nxdomain", resolver: addr, qname: "gone.test", wantAuth: true, wantNX: true},
+		{name: "servfail", resolver: addr, qname: "bogus.test", wantErr: ErrServFail},
+		{name: "refused", resolver: addr, qname: "refused.test", wantErrText: "REFUSED"},
+		{name: "truncated over udp, whole over tcp", resolver: truncAddr, qname: "secure.test", wantAuth: true, wantAnswers: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			a, err := Query(ctx, tc.resolver, tc.qname, dns.TypeTXT)
+			if tc.wantErr != nil || tc.wantErrText != "" {
+				if err == nil || (tc.wantErr != nil && !errors.Is(err, tc.wantErr)) || !strings.Contains(err.Error(), tc.wantErrText) {
+					t.Fatalf("err = %v, want %v %q", err, tc.wantErr, tc.wantErrText)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Authenticated != tc.wantAuth || a.NXDomain() != tc.wantNX || len(a.Msg.Answer) != tc.wantAnswers {
+				t.Errorf("authenticated %t nxdomain %t answers %d, want %t %t %d",
+					a.Authenticated, a.NXDomain(), len(a.Msg.Answer), tc.wantAuth, tc.wantNX, tc.wantAnswers)
+			}
+		})
+	}
+	// Every query asked for DNSSEC: the DO bit in EDNS0 and the AD bit.
+	n := 0
+	for len(questions) > 0 {
+		q := <-questions
+		n++
+		opt := q.IsEdns0()
+		if opt == nil || !opt.Do() || !q.AuthenticatedData || !q.RecursionDesired {
+			t.Errorf("query %s without DO, AD or RD: %v", q.Question[0].Name, q)
+		}
+	}
+	if n < 7 { // six cases, the truncated one asked twice
+		t.Errorf("the servers saw %d queries, want 7 or more", n)
+	}
+}
+
+// TestQueryDNSSECDeadline: a resolver that never answers costs the
+// context's deadline, not more, and the error says so.
+func TestQueryDNSSECDeadline(t *testing.T) {
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	got := make(chan struct{}, 1)
+	go func() {
+		buf := make([]byte, 512)
+		if _, _, err := pc.ReadFrom(buf); err == nil {
+			got <- struct{}{}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = Query(ctx, pc.LocalAddr().String(), "example.test", dns.TypeTLSA)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want a deadline error", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %s past a 300ms deadline", d)
+	}
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Error("the query never reached the server")
+	}
+}
+
+func TestResolverAddr(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(conf, []byte("# test\nnameserver 192.0.2.53\nnameserver 192.0.2.54\noptions trust-ad\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := resolvConf
+	resolvConf = conf
+	defer func() { resolvConf = old }()
+	for _, tc := range []struct{ in, want string }{
+		{"", "192.0.2.53:53"},
+		{"127.0.0.1:5353", "127.0.0.1:5353"},
+		{"127.0.0.1", "127.0.0.1:53"},
+		{"::1", "[::1]:53"},
+		{"[::1]", "[::1]:53"},
+		{"[::1]:5353", "[::1]:5353"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ResolverAddr(tc.in)
+			if err != nil || got != tc.want {
+				t.Errorf("ResolverAddr(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+			}
+		})
+	}
+	resolvConf = filepath.Join(dir, "missing")
+	if _, err := ResolverAddr(""); err == nil {
+		t.Error("a missing resolv.conf gave no error")
+	}
+}
