@@ -50,10 +50,10 @@ func TestProbeDANE(t *testing.T) {
 		"C: QUIT",
 		"S: 221 bye"))
 	tlsaAt := func(port uint16) string { return fmt.Sprintf("_%d._tcp.mx.dane.test. TLSA", port) }
-	ee := tlsaText(mustTLSA(t, pki.Leaf, dane.TLSAUsageDANEEE, dane.TLSASelectorSPKI, dane.TLSAMatchSHA256))
-	ta := tlsaText(mustTLSA(t, pki.CA, dane.TLSAUsageDANETA, dane.TLSASelectorSPKI, dane.TLSAMatchSHA256))
-	wrong := tlsaText(mustTLSA(t, other.Leaf, dane.TLSAUsageDANEEE, dane.TLSASelectorSPKI, dane.TLSAMatchSHA256))
-	pkixEE := tlsaText(mustTLSA(t, pki.Leaf, dane.TLSAUsagePKIXEE, dane.TLSASelectorSPKI, dane.TLSAMatchSHA256))
+	ee := tlsaText(mustTLSA(t, pki.Leaf, dane.TLSAUsageDANEEE))
+	ta := tlsaText(mustTLSA(t, pki.CA, dane.TLSAUsageDANETA))
+	wrong := tlsaText(mustTLSA(t, other.Leaf, dane.TLSAUsageDANEEE))
+	pkixEE := tlsaText(mustTLSA(t, pki.Leaf, dane.TLSAUsagePKIXEE))
 	zone := func(secure bool, srv *smtptest.Fake, tlsa ...string) dnstest.SecZone {
 		z := dnstest.SecZone{Records: map[string][]string{"mx.dane.test. A": {"127.0.0.1"}, tlsaAt(srv.Port): tlsa}}
 		if secure {
@@ -209,7 +209,7 @@ func TestProbeHostDANEOneLookup(t *testing.T) {
 	resolver := dnstest.StartSec(t, dnstest.SecZone{
 		Records: map[string][]string{
 			"mx.dane.test. A": {"127.0.0.1", "127.0.0.2"},
-			name + " TLSA":    {tlsaText(mustTLSA(t, pki.Leaf, dane.TLSAUsageDANEEE, dane.TLSASelectorSPKI, dane.TLSAMatchSHA256))},
+			name + " TLSA":    {tlsaText(mustTLSA(t, pki.Leaf, dane.TLSAUsageDANEEE))},
 		},
 		Secure:    map[string]bool{"mx.dane.test.": true, name: true},
 		Questions: questions,

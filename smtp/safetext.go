@@ -43,6 +43,3 @@ func cleanErr(err error, clean func(string) string) error {
 	}
 	return err
 }
-
-// clip is SafeText of b's first n bytes, with "..." when b is longer.
-func clip(b []byte, n int) string { return textsafe.Clip(b, n) }

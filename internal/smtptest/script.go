@@ -58,11 +58,14 @@ type Fake struct {
 	wg      sync.WaitGroup
 }
 
+// FakeResult is what one connection to a Fake saw.
 type FakeResult struct {
 	Recv string // every byte the client sent
 	Err  error  // the handler's error: a script mismatch
 }
 
+// NewFake serves handler on a free port of 127.0.0.1 (network "tcp4") or
+// [::1] ("tcp6") until the test ends.
 func NewFake(t testing.TB, network string, handler func(c *Conn) error) *Fake {
 	t.Helper()
 	addr := "127.0.0.1:0"
