@@ -5,7 +5,13 @@
 package collector
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
 	"github.com/smtp-exporter/smtp_exporter/probe"
+	"github.com/smtp-exporter/smtp_exporter/smtp"
 )
 
 // sink takes the samples of one family for one probe or host.
@@ -185,8 +191,33 @@ var families = []family{
 				}
 			}
 		}},
+	{name: "probe_ssl_last_chain_expiry_timestamp_seconds", help: "The last expiry, as a unix time, of the verified chains: when the server's certificate stops validating (as blackbox_exporter computes it; absent without a verified chain).",
+		perHost: func(h *hostItem, s *sink) {
+			if t := h.Result.TLS; t != nil {
+				if exp := t.LastChainExpiry(); !exp.IsZero() {
+					s.emit(float64(exp.Unix()))
+				}
+			}
+		}},
+	{name: "probe_ssl_last_chain_info", help: "Information about the server's certificate, as blackbox_exporter gives it (fingerprint, subject, issuer, DNS names, serial number).",
+		labels: []string{"fingerprint_sha256", "issuer", "serialnumber", "subject", "subjectalternative"},
+		perHost: func(h *hostItem, s *sink) {
+			if t := h.Result.TLS; t != nil && len(t.PeerCertificates) > 0 {
+				c := t.PeerCertificates[0]
+				fp := sha256.Sum256(c.Raw)
+				s.emit(1, hex.EncodeToString(fp[:]), smtp.SafeText(c.Issuer.String()), fmt.Sprintf("%x", c.SerialNumber.Bytes()),
+					smtp.SafeText(c.Subject.String()), smtp.SafeText(strings.Join(c.DNSNames, ",")))
+			}
+		}},
 	{name: "probe_success", help: "1 if every step of the SMTP dialog got the reply it needed, else 0.",
 		perProbe: func(o *probe.Outcome, s *sink) { s.emit(boolFloat(o.Success)) }},
+	{name: "probe_tls_cipher_info", help: "The TLS cipher suite negotiated (only when the handshake completed).",
+		labels: []string{"cipher"},
+		perHost: func(h *hostItem, s *sink) {
+			if t := h.Result.TLS; t != nil && t.HandshakeComplete {
+				s.emit(1, t.CipherSuiteName())
+			}
+		}},
 	{name: "probe_tls_version_info", help: "The TLS version negotiated (only when the handshake completed).",
 		labels: []string{"version"},
 		perHost: func(h *hostItem, s *sink) {

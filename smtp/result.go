@@ -64,6 +64,10 @@ type TLSState struct {
 	// (nil when verification was skipped by insecure_skip_verify).
 	Verified    bool
 	VerifyError error
+	// VerifiedChains are the chains WebPKI verification built, each from
+	// the server's certificate to a root; empty when it failed or was
+	// skipped.
+	VerifiedChains [][]*x509.Certificate
 	// HandshakeComplete is false when the handshake failed.
 	HandshakeComplete bool
 }
@@ -84,6 +88,26 @@ func (s *TLSState) EarliestExpiry() time.Time {
 		}
 	}
 	return t
+}
+
+// LastChainExpiry is, as blackbox_exporter computes it, the latest of the
+// verified chains' earliest expiries: when the server's certificate stops
+// validating through the chain that lasts longest. Zero without a verified
+// chain.
+func (s *TLSState) LastChainExpiry() time.Time {
+	var last time.Time
+	for _, chain := range s.VerifiedChains {
+		var earliest time.Time
+		for _, c := range chain {
+			if earliest.IsZero() || c.NotAfter.Before(earliest) {
+				earliest = c.NotAfter
+			}
+		}
+		if earliest.After(last) {
+			last = earliest
+		}
+	}
+	return last
 }
 
 // Success reports whether the probe succeeded.

@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -29,9 +31,10 @@ func (p *prober) handshake(phase Phase) *Error {
 		if !verify {
 			return nil
 		}
-		err := verifyChain(cs.PeerCertificates, state.ServerName, roots)
+		chains, err := verifyChain(cs.PeerCertificates, state.ServerName, roots)
 		state.Verified = err == nil
 		state.VerifyError = err
+		state.VerifiedChains = chains
 		if callerDecides {
 			return nil
 		}
@@ -45,6 +48,7 @@ func (p *prober) handshake(phase Phase) *Error {
 			reason = ReasonTimeout
 		}
 		p.note("TLS handshake failed: %v", err)
+		p.notePresentedChain(state)
 		return &Error{Phase: phase, Reason: reason, Err: fmt.Errorf("tls handshake: %w", err)}
 	}
 	state.HandshakeComplete = true
@@ -75,19 +79,35 @@ func (p *prober) tlsConfig() *tls.Config {
 	return cfg
 }
 
+// notePresentedChain writes the chain the server presented to the
+// transcript, one note per certificate, so that a failed verification shows
+// what was presented: subject, issuer, names and validity.
+func (p *prober) notePresentedChain(s *TLSState) {
+	for i, c := range s.PeerCertificates {
+		names := slices.Clone(c.DNSNames)
+		for _, ip := range c.IPAddresses {
+			names = append(names, ip.String())
+		}
+		if len(names) == 0 {
+			names = []string{"(none)"}
+		}
+		p.note("presented certificate %d: subject %s, issuer %s, names %s, valid %s to %s", i, c.Subject, c.Issuer, strings.Join(names, ", "),
+			c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339))
+	}
+}
+
 // verifyChain checks the chain against roots (the system's when nil) and the
-// server name, which may be an IP literal.
-func verifyChain(certs []*x509.Certificate, name string, roots *x509.CertPool) error {
+// server name, which may be an IP literal, and returns the verified chains.
+func verifyChain(certs []*x509.Certificate, name string, roots *x509.CertPool) ([][]*x509.Certificate, error) {
 	if len(certs) == 0 {
-		return errors.New("the server sent no certificate")
+		return nil, errors.New("the server sent no certificate")
 	}
 	// DNSName may be an IP literal: x509 then checks the IP SANs.
 	opts := x509.VerifyOptions{DNSName: name, Roots: roots, Intermediates: x509.NewCertPool()}
 	for _, c := range certs[1:] {
 		opts.Intermediates.AddCert(c)
 	}
-	_, err := certs[0].Verify(opts)
-	return err
+	return certs[0].Verify(opts)
 }
 
 func leafName(s *TLSState) string {

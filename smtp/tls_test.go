@@ -3,6 +3,8 @@ package smtp
 import (
 	"crypto/tls"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,6 +42,11 @@ func TestStartTLS(t *testing.T) {
 	}
 	if !s.EarliestExpiry().Equal(pki.Leaf.NotAfter) {
 		t.Errorf("earliest expiry %s, want the leaf's %s", s.EarliestExpiry(), pki.Leaf.NotAfter)
+	}
+	// One verified chain, leaf and CA: it lasts as long as its earliest
+	// expiry, the leaf's (12 hours, the CA 30 days).
+	if len(s.VerifiedChains) != 1 || !s.LastChainExpiry().Equal(pki.Leaf.NotAfter) {
+		t.Errorf("verified chains %d, last chain expiry %s, want 1 and %s", len(s.VerifiedChains), s.LastChainExpiry(), pki.Leaf.NotAfter)
 	}
 	if size, _ := res.MessageSizeLimit(); size != 2000 {
 		t.Errorf("size = %d: want the post-STARTTLS EHLO's 2000", size)
@@ -93,6 +100,12 @@ func TestTLSFailures(t *testing.T) {
 			if tc.roots {
 				opts.TLSConfig.RootCAs = tc.pki.Pool
 			}
+			var notes []string
+			opts.Transcript = func(l TranscriptLine) {
+				if l.Dir == Note {
+					notes = append(notes, l.Text)
+				}
+			}
 			start := time.Now()
 			res, err := probeFake(t, srv, opts, 20*time.Second)
 			if took := time.Since(start); took > 10*time.Second {
@@ -115,8 +128,16 @@ func TestTLSFailures(t *testing.T) {
 				if !res.TLS.EarliestExpiry().Equal(tc.pki.Leaf.NotAfter) {
 					t.Errorf("expiry = %s, want %s", res.TLS.EarliestExpiry(), tc.pki.Leaf.NotAfter)
 				}
-				if tc.wantPhase != "" && (res.TLS.Verified || res.TLS.VerifyError == nil) {
-					t.Errorf("verified = %t, error = %v", res.TLS.Verified, res.TLS.VerifyError)
+				if tc.wantPhase != "" && (res.TLS.Verified || res.TLS.VerifyError == nil || len(res.TLS.VerifiedChains) > 0) {
+					t.Errorf("verified = %t, error = %v, %d chains", res.TLS.Verified, res.TLS.VerifyError, len(res.TLS.VerifiedChains))
+				}
+				// A failed verification shows what was presented.
+				shown := "presented certificate 0: subject CN=localhost, issuer CN=smtp_exporter test CA, names localhost, 127.0.0.1"
+				validity := ", valid " + tc.pki.Leaf.NotBefore.UTC().Format(time.RFC3339) + " to " + tc.pki.Leaf.NotAfter.UTC().Format(time.RFC3339)
+				if tc.wantPhase != "" && !slices.ContainsFunc(notes, func(n string) bool {
+					return strings.HasPrefix(n, shown) && strings.HasSuffix(n, validity)
+				}) {
+					t.Errorf("the transcript does not show the presented certificate %q:\n%s", shown, strings.Join(notes, "\n"))
 				}
 				if tc.skipVerify && (res.TLS.Verified || res.TLS.VerifyError != nil) {
 					t.Errorf("skip verify: verified = %t, error = %v", res.TLS.Verified, res.TLS.VerifyError)
