@@ -100,13 +100,14 @@ func (l *imapLog) scrubLocked(s string) string {
 	return s
 }
 
-// scrubErr returns err with every secret scrubbed from its text. The
-// original stays reachable with errors.Is and errors.As.
+// scrubErr returns err with every secret scrubbed from its text, and the
+// text a server controls made safe (textsafe). The original stays
+// reachable with errors.Is and errors.As.
 func (l *imapLog) scrubErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	return &scrubbedError{msg: l.scrub(err.Error()), err: err}
+	return &scrubbedError{msg: textsafe.Text(l.scrub(err.Error())), err: err}
 }
 
 type scrubbedError struct {

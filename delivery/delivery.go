@@ -12,6 +12,7 @@ package delivery
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -227,7 +228,12 @@ func (d *deliverer) run() *Error {
 	if err != nil {
 		return d.fail(ReasonConfig, fmt.Errorf("reading the imap password: %w", err))
 	}
+	// Every encoding of the password the check may send: as it is (LOGIN,
+	// IMAP-quoted by addSecret), and base64 in AUTHENTICATE PLAIN's
+	// response, alone and as the whole PLAIN message.
 	d.log.addSecret(password)
+	d.log.addSecret(base64.StdEncoding.EncodeToString([]byte(password)))
+	d.log.addSecret(base64.StdEncoding.EncodeToString([]byte("\x00" + d.dc.Username + "\x00" + password)))
 
 	if err := d.connect(); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -206,4 +207,75 @@ func ignoreClosed(err error) error {
 		return nil
 	}
 	return err
+}
+
+// TestDeliveryServerTextIsSafe: what an IMAP server says reaches the
+// check's error escaped (no ESC to recolour a terminal, no newline to forge
+// a line), and an echo of the credentials, in any encoding the check sent
+// them, is redacted from the error and the transcript.
+func TestDeliveryServerTextIsSafe(t *testing.T) {
+	blob := base64.StdEncoding.EncodeToString([]byte("\x00" + imapUser + "\x00" + imapPassword))
+	tests := []struct {
+		name    string
+		handler func(c net.Conn, r *bufio.Reader) error
+	}{
+		{name: "LOGIN refused with ESC and a forged line", handler: func(c net.Conn, r *bufio.Reader) error {
+			fmt.Fprint(c, "* OK [CAPABILITY IMAP4rev1] ready\r\n")
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return err
+			}
+			tag, _, _ := strings.Cut(line, " ")
+			fmt.Fprintf(c, "%s NO \x1b[32mProbe succeeded\x1b[0m\u202e %s\r\n", tag, imapPassword)
+			return ignoreClosed(drain(r))
+		}},
+		{name: "AUTHENTICATE PLAIN echoed", handler: func(c net.Conn, r *bufio.Reader) error {
+			fmt.Fprint(c, "* OK [CAPABILITY IMAP4rev1 LOGINDISABLED AUTH=PLAIN SASL-IR] ready\r\n")
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return err
+			}
+			tag, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
+			if !strings.HasPrefix(rest, "AUTHENTICATE PLAIN") {
+				return fmt.Errorf("got %q, want AUTHENTICATE PLAIN", line)
+			}
+			sent := strings.TrimSpace(strings.TrimPrefix(rest, "AUTHENTICATE PLAIN"))
+			if sent == "" { // no SASL-IR: the response comes on its own line
+				fmt.Fprint(c, "+ \r\n")
+				if sent, err = r.ReadString('\n'); err != nil {
+					return err
+				}
+				sent = strings.TrimSpace(sent)
+			}
+			fmt.Fprintf(c, "* OK you said %s\r\n%s NO [AUTHENTICATIONFAILED] bad credentials %s\r\n", sent, tag, sent)
+			return ignoreClosed(drain(r))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, _ := scriptedIMAP(t, tt.handler)
+			dc := &Check{Addr: addr, Username: imapUser, Timeout: 5 * time.Second,
+				Password: func() (string, error) { return imapPassword, nil }}
+			rec := &recorder{}
+			_, err := Wait(context.Background(), dc, Request{MessageID: probeID(time.Now()), Transcript: rec.add})
+			if err == nil || err.Reason != ReasonAuth {
+				t.Fatalf("err = %v, want auth\n%s", err, rec.text())
+			}
+			text := err.Error() + "\n" + rec.text()
+			for _, bad := range []string{"\x1b", "\u202e", imapPassword, blob} {
+				if strings.Contains(text, bad) {
+					t.Errorf("%q shows in the error or the transcript:\n%s", bad, text)
+				}
+			}
+		})
+	}
+}
+
+// drain reads until the client hangs up.
+func drain(r *bufio.Reader) error {
+	for {
+		if _, err := r.ReadString('\n'); err != nil {
+			return err
+		}
+	}
 }

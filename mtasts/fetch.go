@@ -16,6 +16,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/smtp-exporter/smtp_exporter/dnssec"
+	"github.com/smtp-exporter/smtp_exporter/internal/textsafe"
 )
 
 // Options says how to fetch a domain's MTA-STS policy.
@@ -67,6 +68,13 @@ var ErrNoPolicy = errors.New("the domain publishes no mta-sts record")
 // MaxPolicySize bytes. The error wraps ErrNoPolicy when there is no
 // record, context.DeadlineExceeded when time ran out.
 func Lookup(ctx context.Context, domain string, opts Options) (*Result, error) {
+	res, err := lookup(ctx, domain, opts)
+	// The error may quote what the policy's server controls: its status
+	// line, headers, certificate names, policy lines.
+	return res, textsafe.Error(err, nil)
+}
+
+func lookup(ctx context.Context, domain string, opts Options) (*Result, error) {
 	start := time.Now()
 	res := &Result{}
 	defer func() { res.Duration = time.Since(start) }()

@@ -288,3 +288,22 @@ func FuzzParseMTASTSRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestLookupErrorIsSafe: a policy server whose certificate names hold ESC
+// and a newline (Go's hostname error quotes them as they are) cannot write
+// them into the lookup's error, which reaches transcripts and reports.
+func TestLookupErrorIsSafe(t *testing.T) {
+	srv := policytest.StartWith(t, testpki.Valid(t, "evil\x1b[32m.example.test"), policytest.Handler(enforcePolicy))
+	resolver := dnstest.StartSec(t, dnstest.SecZone{Records: map[string][]string{
+		"mta-sts.example.test. A":    {"127.0.0.1"},
+		"_mta-sts.example.test. TXT": {`"v=STSv1; id=1;"`},
+	}})
+	_, err := Lookup(t.Context(), "example.test", Options{Resolver: resolver, Port: srv.Port,
+		TLSConfig: &tls.Config{RootCAs: srv.PKI.Pool}})
+	if err == nil || errors.Is(err, ErrNoPolicy) {
+		t.Fatalf("err = %v, want a failed fetch", err)
+	}
+	if strings.Contains(err.Error(), "\x1b") || !strings.Contains(err.Error(), `evil\x1b[32m`) {
+		t.Errorf("err = %q, want the name escaped", err)
+	}
+}

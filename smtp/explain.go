@@ -222,7 +222,7 @@ func ExplainFailureAs(e *Error, meaning string) string {
 		s += ": " + e.Reply.String()
 	}
 	if e.Err != nil {
-		s += ": " + e.Err.Error()
+		s += ": " + SafeText(e.Err.Error())
 	}
 	return s
 }

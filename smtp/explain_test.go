@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -81,6 +82,17 @@ func TestExplainStripsEveryCode(t *testing.T) {
 		if got := Explain(r); !strings.HasSuffix(got, want) {
 			t.Errorf("Explain(%q) = %q, want it to end %q", in, got, want)
 		}
+	}
+}
+
+// TestExplainFailureIsSafe: an error's text, whoever wrote it (a policy
+// server's certificate names, an IMAP server's NO), is escaped in the
+// explanation: no ESC to recolour a terminal, no newline to forge a line.
+func TestExplainFailureIsSafe(t *testing.T) {
+	e := &Error{Phase: PhaseConnect, Reason: ReasonTLS, Err: errors.New("valid for evil\x1b[32m\nProbe succeeded in 0.1s.\u202e")}
+	got := ExplainFailure(e)
+	if strings.ContainsAny(got, "\x1b\n\u202e") || !strings.Contains(got, `evil\x1b[32m\x0aProbe succeeded`) {
+		t.Errorf("ExplainFailure = %q", got)
 	}
 }
 

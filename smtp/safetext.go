@@ -1,8 +1,6 @@
 package smtp
 
 import (
-	"errors"
-
 	"github.com/smtp-exporter/smtp_exporter/internal/textsafe"
 )
 
@@ -20,26 +18,6 @@ func SafeText(s string) string { return textsafe.Text(s) }
 // safeBytes is SafeText of a line as read from the network.
 func safeBytes(b []byte) string { return textsafe.Bytes(b) }
 
-// cleanError is an error whose text was made safe (SafeText) and cleared of
-// secrets. It still matches, with errors.Is, what the original matched
-// (ErrProtocol, ErrPolicy, os.ErrDeadlineExceeded, ...), but does not hand
-// the original, with its raw text, to errors.As or errors.Unwrap.
-type cleanError struct {
-	text string
-	err  error
-}
-
-func (e *cleanError) Error() string        { return e.text }
-func (e *cleanError) Is(target error) bool { return errors.Is(e.err, target) }
-
-// cleanErr returns err, or a cleanError when clean changes its text.
-func cleanErr(err error, clean func(string) string) error {
-	if err == nil {
-		return nil
-	}
-	text := err.Error()
-	if c := clean(text); c != text {
-		return &cleanError{text: c, err: err}
-	}
-	return err
-}
+// cleanErr returns err with its text made safe by clean (SafeText and the
+// secrets scrubbed): see textsafe.Error.
+func cleanErr(err error, clean func(string) string) error { return textsafe.Error(err, clean) }

@@ -25,10 +25,17 @@ type Server struct {
 	Conns atomic.Int32 // connections accepted
 }
 
-// Start serves handler until the test ends.
+// Start serves handler until the test ends, with a certificate for
+// mta-sts.example.test.
 func Start(t testing.TB, handler http.HandlerFunc) *Server {
 	t.Helper()
-	ps := &Server{PKI: testpki.Valid(t, "mta-sts.example.test")}
+	return StartWith(t, testpki.Valid(t, "mta-sts.example.test"), handler)
+}
+
+// StartWith is Start with the certificate of pki.
+func StartWith(t testing.TB, pki *testpki.PKI, handler http.HandlerFunc) *Server {
+	t.Helper()
+	ps := &Server{PKI: pki}
 	srv := httptest.NewUnstartedServer(handler)
 	srv.TLS = ps.PKI.Server.Clone()
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // handshakes the tests refuse on purpose

@@ -6,6 +6,7 @@
 package textsafe
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -103,3 +104,31 @@ func Cut(s string, n int) string {
 	}
 	return s[:n]
 }
+
+// Error returns err with its text made safe by clean (Text when clean is
+// nil), or err itself when clean changes nothing. The result still matches,
+// with errors.Is, what err matched (sentinels, context.DeadlineExceeded),
+// but hands the original, with its raw text, to neither errors.As nor
+// errors.Unwrap.
+func Error(err error, clean func(string) string) error {
+	if err == nil {
+		return nil
+	}
+	if clean == nil {
+		clean = Text
+	}
+	text := err.Error()
+	if c := clean(text); c != text {
+		return &cleanError{text: c, err: err}
+	}
+	return err
+}
+
+// cleanError is an error whose text was made safe.
+type cleanError struct {
+	text string
+	err  error
+}
+
+func (e *cleanError) Error() string        { return e.text }
+func (e *cleanError) Is(target error) bool { return errors.Is(e.err, target) }
