@@ -28,6 +28,11 @@ type DeliveryCheck struct {
 	// Timeout bounds the wait from the acceptance; the module's timeout
 	// bounds the whole probe, whichever ends first.
 	Timeout model.Duration `yaml:"timeout,omitempty"`
+	// Targets lists, besides the static targets of the module, which
+	// targets /probe may send the probe's message to (host, host:port or
+	// *.example.org): each such probe logs in to the mailbox and leaves a
+	// message, so an unbounded caller could lock the account out.
+	Targets []string `yaml:"targets,omitempty"`
 }
 
 // DefaultDeliveryTimeout is delivery_check's default timeout.
@@ -79,6 +84,11 @@ func (d *DeliveryCheck) UnmarshalYAML(unmarshal func(any) error) error {
 	}
 	if d.Mailbox == "" {
 		return errors.New("delivery_check: mailbox is empty")
+	}
+	for i, t := range d.Targets {
+		if _, err := ParsePattern(t, true); err != nil {
+			return fmt.Errorf("delivery_check: targets[%d]: %w", i, err)
+		}
 	}
 	return nil
 }

@@ -55,6 +55,9 @@ type Plan struct {
 	TLSRPT bool
 	// Delivery, when not nil, waits for the accepted message in a mailbox.
 	Delivery *delivery.Check
+	// deliveryTargets are where /probe may run this module's delivery
+	// check, besides its static targets; nil without delivery_check.
+	deliveryTargets []config.Pattern
 	// authTargets are where /probe may send this module's credentials,
 	// besides its static targets; nil without auth.
 	authTargets []config.Pattern
@@ -113,11 +116,20 @@ func (s *Set) IsStatic(t Target) bool { return s.staticKeys[t.Plan.Name+"\x00"+t
 // t: always without auth; else when t is a static target of the module or
 // matches the module's auth.targets.
 func (s *Set) MayAuthenticate(t Target) bool {
-	p := t.Plan
-	if p.Options.Auth == nil || s.IsStatic(t) {
-		return true
-	}
-	for _, pat := range p.authTargets {
+	return t.Plan.Options.Auth == nil || s.IsStatic(t) || matchAny(t.Plan.authTargets, t)
+}
+
+// MayDeliver reports whether /probe may run the module's delivery check
+// for t, which logs in to the mailbox and leaves a message there: always
+// without delivery_check; else when t is a static target of the module or
+// matches delivery_check.targets.
+func (s *Set) MayDeliver(t Target) bool {
+	return t.Plan.Delivery == nil || s.IsStatic(t) || matchAny(t.Plan.deliveryTargets, t)
+}
+
+// matchAny reports whether t matches one of pats, by name or address.
+func matchAny(pats []config.Pattern, t Target) bool {
+	for _, pat := range pats {
 		if pat.MatchName(t.Host, t.Port) || (t.Addr.IsValid() && pat.MatchAddr(t.Addr, t.Port)) {
 			return true
 		}
@@ -191,6 +203,14 @@ func newPlan(name string, m *config.Module) (*Plan, error) {
 			return nil, fmt.Errorf("delivery_check: %w", err)
 		}
 		p.Delivery = dc
+		p.deliveryTargets = make([]config.Pattern, 0, len(d.Targets))
+		for _, t := range d.Targets {
+			pat, err := config.ParsePattern(t, true)
+			if err != nil {
+				return nil, fmt.Errorf("delivery_check: targets: %w", err)
+			}
+			p.deliveryTargets = append(p.deliveryTargets, pat)
+		}
 	}
 	y, err := yaml.Marshal(m)
 	if err != nil {

@@ -123,6 +123,46 @@ func TestPasswordFile(t *testing.T) {
 
 // TestMayAuthenticate: a module's credentials go only to its static targets
 // and to what its auth.targets names.
+// TestMayDeliver: a module with delivery_check logs in to a mailbox and
+// leaves a message with every probe: /probe may run it only for the
+// module's static targets and its delivery_check.targets.
+func TestMayDeliver(t *testing.T) {
+	s := build(t, `
+modules:
+  plain: {}
+  roundtrip:
+    mail_from: probe@example.org
+    rcpt_to: [inbox@example.org]
+    send_data: true
+    delivery_check:
+      imap: imap.example.org
+      username: inbox@example.org
+      password: secret
+      targets: ["*.mx.example.org", "192.0.2.7:25"]
+targets:
+  - target: static.example.org
+    module: roundtrip
+`, ".")
+	for _, tc := range []struct {
+		module, target string
+		want           bool
+	}{
+		{"plain", "anything.example", true},
+		{"roundtrip", "static.example.org", true},
+		{"roundtrip", "a.mx.example.org", true},
+		{"roundtrip", "A.MX.example.org.", true},
+		{"roundtrip", "mx.example.org", false},
+		{"roundtrip", "192.0.2.7", true},
+		{"roundtrip", "192.0.2.7:587", false},
+		{"roundtrip", "attacker.example", false},
+	} {
+		tgt := mustTarget(t, s.Plans[tc.module], tc.target)
+		if got := s.MayDeliver(tgt); got != tc.want {
+			t.Errorf("MayDeliver(%s, %s) = %t, want %t", tc.module, tc.target, got, tc.want)
+		}
+	}
+}
+
 func TestMayAuthenticate(t *testing.T) {
 	s := build(t, `
 modules:

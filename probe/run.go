@@ -3,6 +3,7 @@ package probe
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -72,6 +73,25 @@ func Run(ctx context.Context, t Target, h Hooks) (*Outcome, error) {
 // phase delivery of res: its failure becomes the probe's. Its transcript
 // lines carry "imap ADDR", so that they read apart from the dialog's.
 func (w *walk) checkDelivery(dc *delivery.Check, res *smtp.Result, start time.Time) *delivery.Result {
+	// The IMAP session is a connection like the dialog's: it takes a slot.
+	if admit := w.opts.Admit; admit != nil {
+		t := time.Now()
+		release, err := admit(w.ctx)
+		if err != nil {
+			reason := smtp.ReasonOverload
+			if w.ctx.Err() != nil {
+				reason = smtp.ReasonTimeout
+			}
+			res.Phases = append(res.Phases, smtp.PhaseResult{Phase: PhaseDelivery, Duration: time.Since(t)})
+			res.Duration = time.Since(start)
+			res.Err = &smtp.Error{Phase: PhaseDelivery, Reason: reason, Err: fmt.Errorf("no capacity for the imap connection: %w", err)}
+			w.tr.Notef("delivery check not started: %v", res.Err.Err)
+			return nil
+		}
+		if release != nil {
+			defer release()
+		}
+	}
 	var tr func(delivery.Direction, string)
 	if w.tr != nil {
 		host := "imap " + dc.Addr

@@ -48,6 +48,10 @@ func (s *Server) serveProbe(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, http.StatusForbidden, "credentials", fmt.Sprintf("module %q sends credentials, and target %q is neither one of its static targets nor in its auth.targets", moduleName, t.Raw))
 		return
 	}
+	if !set.MayDeliver(t) {
+		s.refuse(w, http.StatusForbidden, "credentials", fmt.Sprintf("module %q logs in to a mailbox and leaves a message there (delivery_check), and target %q is neither one of its static targets nor in its delivery_check.targets", moduleName, t.Raw))
+		return
+	}
 	if err := set.Policy.CheckName(t.Host); err != nil {
 		s.refuse(w, http.StatusForbidden, "policy", err.Error())
 		return

@@ -50,7 +50,7 @@ func (t *Transcript) Emit(host string, dir Direction, text string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	at := time.Since(t.start)
-	if dir == Server && t.bytes+len(text) > maxTranscriptBytes {
+	if dir == Server && (t.truncated || t.bytes+len(text) > maxTranscriptBytes) {
 		if !t.truncated {
 			t.truncated = true
 			t.fn(TranscriptLine{At: at, Host: host, Dir: Note,
