@@ -52,10 +52,7 @@ func TestVantageConfigsAgree(t *testing.T) {
 	var conf0, name0 string
 	for name, f := range agentFiles(t) {
 		promtool(t, "", "check", "config", f)
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
+		raw := readFile(t, f)
 		var c struct {
 			Global struct {
 				ExternalLabels map[string]string `yaml:"external_labels"`
@@ -65,7 +62,7 @@ func TestVantageConfigsAgree(t *testing.T) {
 				URL string
 			} `yaml:"remote_write"`
 		}
-		if err := yaml.Unmarshal(raw, &c); err != nil {
+		if err := yaml.Unmarshal([]byte(raw), &c); err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
 		if got := c.Global.ExternalLabels["vantage"]; got != name {
@@ -77,7 +74,7 @@ func TestVantageConfigsAgree(t *testing.T) {
 		if len(c.RemoteWrite) != 1 || !strings.HasSuffix(c.RemoteWrite[0].URL, "/api/v1/write") {
 			t.Errorf("%s: remote_write %v, want one to the central /api/v1/write", f, c.RemoteWrite)
 		}
-		norm := regexp.MustCompile(`\b`+regexp.QuoteMeta(name)+`\b`).ReplaceAllString(string(raw), "NAME")
+		norm := regexp.MustCompile(`\b`+regexp.QuoteMeta(name)+`\b`).ReplaceAllString(raw, "NAME")
 		if conf0 == "" {
 			conf0, name0 = norm, name
 		} else if norm != conf0 {
@@ -90,11 +87,7 @@ func TestVantageConfigsAgree(t *testing.T) {
 // replacement's old text must be in it.
 func shippedConfig(t *testing.T, file string, replacements ...[2]string) string {
 	t.Helper()
-	raw, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := string(raw)
+	conf := readFile(t, file)
 	for _, r := range replacements {
 		if !strings.Contains(conf, r[0]) {
 			t.Fatalf("%s no longer has %q", file, r[0])
