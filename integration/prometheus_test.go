@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -44,11 +45,17 @@ func promtool(t *testing.T, stdin string, args ...string) string {
 // silent on the healthy checks of smtp_exporter_rules_healthy_test.yml, and
 // rules and tests name only metrics the exporter exports.
 func TestAlertRules(t *testing.T) {
-	rulesFile := repoFile("prometheus", "smtp_exporter_rules.yml")
+	checkAlertRules(t, repoFile("prometheus", "smtp_exporter_rules.yml"), repoFile("prometheus", "*_test.yml"))
+}
+
+// checkAlertRules is TestAlertRules for one rules file and the promtool
+// test files that testGlob matches (a *_healthy_test.yml among them).
+func checkAlertRules(t *testing.T, rulesFile, testGlob string) {
+	t.Helper()
 	promtool(t, "", "check", "rules", rulesFile)
-	testFiles, err := filepath.Glob(repoFile("prometheus", "*_test.yml"))
+	testFiles, err := filepath.Glob(testGlob)
 	if err != nil || len(testFiles) == 0 {
-		t.Fatalf("no rule test files in prometheus/ (%v)", err)
+		t.Fatalf("no rule test files %s (%v)", testGlob, err)
 	}
 	for _, f := range testFiles {
 		promtool(t, "", "test", "rules", f)
@@ -107,7 +114,7 @@ func TestAlertRules(t *testing.T) {
 		}
 	}
 	if healthy == 0 {
-		t.Error("no healthy rule test (prometheus/*_healthy_test.yml)")
+		t.Errorf("no healthy rule test (*_healthy_test.yml) among %v", testFiles)
 	}
 	for _, r := range rules {
 		if !fires[r.Alert] {
@@ -375,18 +382,22 @@ func promQuery(addr, query string) (float64, bool) {
 	return v, err == nil
 }
 
-// runPrometheus runs Prometheus on confFile, its data in dir, listening on
-// addr, until the test ends (SIGINT, then SIGKILL after 10s); its log is
-// shown when the test failed.
-func runPrometheus(t *testing.T, bin, name, dir, confFile, addr string) {
+// runPrometheus runs Prometheus on confFile with flags, its data in dir,
+// listening on addr, until the test ends (SIGINT, then SIGKILL after 10s);
+// its log is shown when the test failed.
+func runPrometheus(t *testing.T, bin, name, dir, confFile, addr string, flags ...string) {
 	t.Helper()
 	logPath := filepath.Join(dir, name+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--config.file="+confFile, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--log.level=warn")
+	storage := "--storage.tsdb.path="
+	if slices.Contains(flags, "--enable-feature=agent") {
+		storage = "--storage.agent.path=" // agent mode refuses the TSDB flags
+	}
+	cmd := exec.Command(bin, append([]string{"--config.file=" + confFile, storage + filepath.Join(dir, "data"),
+		"--web.listen-address=" + addr, "--log.level=warn"}, flags...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()

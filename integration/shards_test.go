@@ -105,22 +105,10 @@ func TestShardConfigsAgree(t *testing.T) {
 // second, sending targets to the exporter at addr.
 func shardConfig(t *testing.T, file, addr string) string {
 	t.Helper()
-	raw, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := string(raw)
-	for _, r := range [][2]string{
-		{"scrape_interval: 30s", "scrape_interval: 1s"},
-		{"scrape_timeout: 10s", "scrape_timeout: 900ms"},
-		{"127.0.0.1:9425", addr},
-	} {
-		if !strings.Contains(conf, r[0]) {
-			t.Fatalf("%s no longer has %q", file, r[0])
-		}
-		conf = strings.ReplaceAll(conf, r[0], r[1])
-	}
-	return conf
+	return shippedConfig(t, file,
+		[2]string{"scrape_interval: 30s", "scrape_interval: 1s"},
+		[2]string{"scrape_timeout: 10s", "scrape_timeout: 900ms"},
+		[2]string{"127.0.0.1:9425", addr})
 }
 
 // startPrometheus runs Prometheus with conf written into its own directory
