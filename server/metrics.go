@@ -16,7 +16,8 @@ import (
 
 // Metrics serves /metrics: what gatherer has (the exporter's own metrics)
 // plus one probe of every static target, run concurrently within the
-// scrape's timeout.
+// scrape's timeout. Scrapes that overlap share one round of probes (see
+// collector.Static.Collect): a flood of /metrics probes each target once.
 func (s *Server) Metrics(gatherer prometheus.Gatherer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
