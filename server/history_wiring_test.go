@@ -34,19 +34,21 @@ func TestHistoryRecordsProbes(t *testing.T) {
 	if len(recent) != 3 {
 		t.Fatalf("%d recent probes, want 3: %+v", len(recent), recent)
 	}
+	bye := HistoryReply{221, "2.0.0", "Bye"}
 	want := []struct {
 		target, module  string
 		static, success bool
 		phase, reason   string
+		reply           HistoryReply
 	}{
-		{reject.Addr, "rcpt", true, false, "rcpt", "reply_5xx"},
-		{ok.Addr, "rcpt", false, true, "", ""},
-		{ok.Addr, "default", false, true, "", ""},
+		{reject.Addr, "rcpt", true, false, "rcpt", "reply_5xx", HistoryReply{550, "5.1.1", "<nobody@example.org>: Recipient address rejected"}},
+		{ok.Addr, "rcpt", false, true, "", "", bye},
+		{ok.Addr, "default", false, true, "", "", bye},
 	}
 	for i, w := range want {
 		e := recent[i]
 		if e.Target != w.target || e.Module != w.module || e.Static != w.static || e.Success != w.success ||
-			e.Phase != w.phase || e.Reason != w.reason || e.Duration <= 0 || e.TranscriptSize == 0 {
+			e.Phase != w.phase || e.Reason != w.reason || e.Reply != w.reply || e.Duration <= 0 || e.TranscriptSize == 0 {
 			t.Errorf("recent probe %d: %+v, want %+v with a duration and a transcript", i, e, w)
 		}
 	}
@@ -57,7 +59,8 @@ func TestHistoryRecordsProbes(t *testing.T) {
 		t.Errorf("/logs of the static probe: %d\n%s", code, text)
 	}
 	_, metrics := get(t, mux, "/metrics", nil)
-	if !strings.Contains(metrics, "smtp_exporter_history_probes 4\n") || !regexp.MustCompile(`(?m)^smtp_exporter_history_transcript_bytes [1-9]\d*$`).MatchString(metrics) {
+	if !strings.Contains(metrics, "smtp_exporter_history_probes 4\n") || !regexp.MustCompile(`(?m)^smtp_exporter_history_transcript_bytes [1-9]\d*$`).MatchString(metrics) ||
+		!regexp.MustCompile(`(?m)^smtp_exporter_history_bytes [1-9]\d*$`).MatchString(metrics) {
 		t.Errorf("/metrics lacks the history's gauges")
 	}
 	code, page := get(t, mux, "/", nil)
