@@ -11,24 +11,33 @@ import (
 	"github.com/smtp-exporter/smtp_exporter/smtp"
 )
 
+// probeText is what a probe's debug text is made of: the text itself when
+// the answer was that text (debug=true); else the transcript and items,
+// with the items' metrics when the answer has written them already.
+type probeText struct {
+	text    []byte
+	tr      *probe.Transcript
+	items   []collector.Item
+	metrics []byte
+}
+
 // record keeps a probe, started at start, in the recent probes: its
-// summary and its debug text, which is text when the answer was that text
-// already (debug=true), else written now from the transcript and items.
+// summary and its debug text, written now when it was not already.
 // Nothing of the outcome itself is kept: a server's certificate chain
 // would otherwise stay in memory with every entry.
-func (s *Server) record(start time.Time, o *probe.Outcome, static bool, text []byte, tr *probe.Transcript, items []collector.Item) {
+func (s *Server) record(start time.Time, o *probe.Outcome, static bool, t probeText) {
 	if !s.history.Enabled() {
 		return
 	}
 	e := historySummary(start, o, static)
-	if text != nil || tr == nil {
-		e.Transcript = text
+	if t.text != nil || t.tr == nil {
+		e.Transcript = t.text
 		s.history.Add(e)
 		return
 	}
 	b := debugBuffers.Get().(*bytes.Buffer)
 	b.Reset()
-	writeDebug(b, tr, o, items)
+	writeDebug(b, t.tr, o, t.items, t.metrics)
 	e.Transcript = b.Bytes()
 	s.history.Add(e) // copies the text
 	if b.Cap() <= maxPooledDebugBuffer {

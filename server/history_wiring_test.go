@@ -60,6 +60,13 @@ func TestHistoryRecordsProbes(t *testing.T) {
 		!regexp.MustCompile(`(?m)^probe_success(\{[^}]*\})? 0$`).MatchString(text) {
 		t.Errorf("/logs of the static probe: %d\n%s", code, text)
 	}
+	// The plain /probe's text: its answer's metrics, after the transcript.
+	code, text = get(t, mux, "/logs?id="+strconv.FormatUint(recent[2].ID, 10), nil)
+	if code != 200 || !strings.Contains(text, "C: EHLO probe.test") ||
+		!strings.Contains(text, "Metrics that would have been returned:\n# HELP") || !strings.Contains(text, "\nprobe_success 1\n") ||
+		!strings.Contains(text, "Module configuration (default):") {
+		t.Errorf("/logs of the plain /probe: %d\n%s", code, text)
+	}
 	_, metrics := get(t, mux, "/metrics", nil)
 	if !strings.Contains(metrics, "smtp_exporter_history_probes 4\n") || !regexp.MustCompile(`(?m)^smtp_exporter_history_transcript_bytes [1-9]\d*$`).MatchString(metrics) ||
 		!regexp.MustCompile(`(?m)^smtp_exporter_history_bytes [1-9]\d*$`).MatchString(metrics) {

@@ -50,7 +50,7 @@ func (s *Server) Metrics(gatherer prometheus.Gatherer) http.Handler {
 
 // recordStatic keeps a static target's probe in the recent probes.
 func (s *Server) recordStatic(start time.Time, o *probe.Outcome, tr *probe.Transcript, item collector.Item) {
-	s.record(start, o, true, nil, tr, []collector.Item{item})
+	s.record(start, o, true, probeText{tr: tr, items: []collector.Item{item}})
 }
 
 // writeRegistry writes what gatherer has, in the text format. A family

@@ -89,13 +89,13 @@ func (s *Server) serveProbe(w http.ResponseWriter, r *http.Request) {
 	contentType := collector.TextContentType
 	if debug {
 		contentType = "text/plain; charset=utf-8"
-		writeDebug(&body, tr, o, items)
-		s.record(start, o, false, body.Bytes(), nil, nil)
+		writeDebug(&body, tr, o, items, nil)
+		s.record(start, o, false, probeText{text: body.Bytes()})
 	} else {
 		if err := collector.WriteProbeMetrics(&body, items); err != nil {
 			s.debug("msg", "Error writing the probe's metrics", "target", t.Raw, "err", err)
 		}
-		s.record(start, o, false, nil, tr, items)
+		s.record(start, o, false, probeText{tr: tr, items: items, metrics: body.Bytes()})
 	}
 	if err := writeBuffered(w, r, contentType, body.Bytes(), writeTimeout); err != nil {
 		s.debug("msg", "Error writing the probe's answer", "target", t.Raw, "err", err)
@@ -132,8 +132,9 @@ func (h *heldSlot) done() {
 }
 
 // writeDebug is the answer to debug=true: the transcript, explanations and
-// verdict, the metrics, and the module (secrets redacted).
-func writeDebug(b *bytes.Buffer, tr *probe.Transcript, o *probe.Outcome, items []collector.Item) {
+// verdict, the metrics (metrics, when they were written already; else
+// written from items), and the module (secrets redacted).
+func writeDebug(b *bytes.Buffer, tr *probe.Transcript, o *probe.Outcome, items []collector.Item, metrics []byte) {
 	// Sized once: a buffer grown by doubling could hold twice the answer.
 	size := 16 << 10
 	for _, l := range tr.Lines {
@@ -144,7 +145,9 @@ func writeDebug(b *bytes.Buffer, tr *probe.Transcript, o *probe.Outcome, items [
 	_, _ = tr.WriteTo(b)
 	probe.WriteReport(b, o)
 	b.WriteString("\n\nMetrics that would have been returned:\n")
-	if err := collector.WriteProbeMetrics(b, items); err != nil {
+	if metrics != nil {
+		b.Write(metrics)
+	} else if err := collector.WriteProbeMetrics(b, items); err != nil {
 		fmt.Fprintf(b, "error writing metrics: %v\n", err)
 	}
 	fmt.Fprintf(b, "\n\nModule configuration (%s):\n", o.Target.Plan.Name)
