@@ -305,7 +305,7 @@ func TestHistoryConcurrent(t *testing.T) {
 // older than the one recorded (a late report) changes nothing.
 func TestHistoryStaticSince(t *testing.T) {
 	base := time.Date(2026, 11, 29, 3, 0, 0, 0, time.UTC)
-	at := func(min int) time.Time { return base.Add(time.Duration(min) * time.Minute) }
+	at := func(m int) time.Time { return base.Add(time.Duration(m) * time.Minute) }
 	tests := []struct {
 		name                   string
 		outcomes               string // S or F, the i-th at minute i
@@ -325,11 +325,11 @@ func TestHistoryStaticSince(t *testing.T) {
 				h.Add(HistoryEntry{Time: at(i), Target: "a:25", Module: "m", Static: true, Success: c == 'S'})
 			}
 			st := h.StaticStatus([]StaticTarget{{"a:25", "m"}})[0]
-			want := func(min int) time.Time {
-				if min < 0 {
+			want := func(m int) time.Time {
+				if m < 0 {
 					return time.Time{}
 				}
-				return at(min)
+				return at(m)
 			}
 			if !st.LastSuccess.Equal(want(tc.lastSuccess)) || !st.FailingSince.Equal(want(tc.failingAt)) {
 				t.Errorf("last success %v, failing since %v; want %v, %v", st.LastSuccess, st.FailingSince, want(tc.lastSuccess), want(tc.failingAt))

@@ -35,6 +35,7 @@ const (
 	NotTLS     = "not-tls"     // answers a TLS client hello with plain text
 	ShutDown   = "shutdown"    // greets with 421 4.3.2, answers QUIT with 221
 	Maximal    = "maximal"     // every reply is 128 lines of 4 KiB (the client's limits), EHLO with 127 keywords
+	Slow       = "slow"        // greets after a second, then accepts everything
 )
 
 // maximalReply is a reply of 128 lines of 4096 bytes each, the most a
@@ -185,6 +186,9 @@ func serve(c net.Conn, mode string, cfg *tls.Config) {
 			}
 			c.Write(maximal["250"])
 		}
+	case Slow:
+		time.Sleep(time.Second)
+		c.Write([]byte("220 fake.test ESMTP\r\n"))
 	default:
 		c.Write([]byte("220 fake.test ESMTP\r\n"))
 	}
