@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/smtp-exporter/smtp_exporter/probe"
 )
@@ -43,7 +44,13 @@ func NewItem(o *probe.Outcome, counts []ReplyCounts, withTargetLabels bool) Item
 // format: each family once with all its samples (and not at all without
 // samples), families in name order. It returns the first write error.
 func WriteProbeMetrics(w io.Writer, items []Item) error {
-	e := &expoWriter{w: bufio.NewWriterSize(w, 32<<10)}
+	bw := expoBuffers.Get().(*bufio.Writer)
+	bw.Reset(w)
+	defer func() {
+		bw.Reset(nil)
+		expoBuffers.Put(bw)
+	}()
+	e := &expoWriter{w: bw}
 	for i := range families {
 		f := &families[i]
 		for j := range items {
@@ -52,6 +59,11 @@ func WriteProbeMetrics(w io.Writer, items []Item) error {
 	}
 	return e.flush()
 }
+
+// expoBuffers are WriteProbeMetrics' buffers: the recent probes write the
+// metrics of every probe into its debug text, and a buffer of 32 KiB each
+// time was most of what that cost.
+var expoBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
 
 // writeItem writes the samples of family f for one item.
 func (e *expoWriter) writeItem(f *family, it *Item) {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"sync"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -19,6 +20,9 @@ type SafeConfig[T any] struct {
 	onLoad  []func(T)
 	success prometheus.Gauge
 	seconds prometheus.Gauge
+	// lastErr is the last reload's error, nil once a reload succeeds.
+	lastErr   error
+	lastErrAt time.Time
 }
 
 // NewSafeConfig returns a SafeConfig holding T's zero value until the first
@@ -48,6 +52,15 @@ func (sc *SafeConfig[T]) Get() T {
 	return sc.cur
 }
 
+// LastReloadError returns when the last reload failed and its error, for
+// as long as the running configuration is older than the file (no reload
+// has succeeded since); a nil error once one does.
+func (sc *SafeConfig[T]) LastReloadError() (time.Time, error) {
+	sc.mu.RLock()
+	defer sc.mu.RUnlock()
+	return sc.lastErrAt, sc.lastErr
+}
+
 // OnLoad adds f to the functions told about every configuration put in
 // place; they run, in order, before Reload returns.
 func (sc *SafeConfig[T]) OnLoad(f func(T)) {
@@ -71,6 +84,9 @@ func (sc *SafeConfig[T]) Reload(path string, logger log.Logger) error {
 }
 
 func (sc *SafeConfig[T]) failed(path string, logger log.Logger, err error) error {
+	sc.mu.Lock()
+	sc.lastErr, sc.lastErrAt = err, time.Now()
+	sc.mu.Unlock()
 	sc.success.Set(0)
 	level.Error(logger).Log("msg", "Error loading config, keeping the old one", "file", path, "err", err)
 	return err
@@ -84,6 +100,7 @@ func (sc *SafeConfig[T]) Set(c *Config) error {
 	}
 	sc.mu.Lock()
 	sc.cur = t
+	sc.lastErr, sc.lastErrAt = nil, time.Time{}
 	onLoad := sc.onLoad
 	sc.mu.Unlock()
 	for _, f := range onLoad {

@@ -63,6 +63,15 @@ func chromium(t *testing.T, bin, mode, target string) string {
 	return stdout.String()
 }
 
+// cells are the texts of a table row's cells, as a reader sees them.
+func cells(row string) []string {
+	var out []string
+	for _, c := range regexp.MustCompile(`(?s)<td[^>]*>(.*?)</td>`).FindAllStringSubmatch(row, -1) {
+		out = append(out, html.UnescapeString(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(c[1], "")))
+	}
+	return out
+}
+
 // excerpt shortens a page for a failure message.
 func excerpt(s string) string {
 	const most = 3000
@@ -97,8 +106,10 @@ func debugProbe(t *testing.T, e *testenv.Exporter, module, target string) server
 
 // TestLandingPageInChromium renders the landing page, over a history of
 // real debug probes, in headless Chromium: the recent probes newest first
-// with their failure phase and reason, the static targets, the module
-// choice of the form, and a probe's transcript reached by its link.
+// with their failure phase, reason and deciding reply, the static targets
+// with their replies, last success and failing-since time, the banner of a
+// failed reload, the module choice of the form (the readable transcript by
+// default), and a probe's transcript reached by its link.
 func TestLandingPageInChromium(t *testing.T) {
 	bin := requireChromium(t)
 	ok := smtptest.Start(t, smtptest.OK)
@@ -124,16 +135,37 @@ func TestLandingPageInChromium(t *testing.T) {
 		{"rcpt", reject.Addr, true},
 		{"default", busy.Addr, false},
 	}
+	// The replies that decide each probe, as the fakes send them (checked
+	// in the real transcripts below).
+	replies := map[string]server.HistoryReply{
+		ok.Addr:     {Code: 221, Enhanced: "2.0.0", Text: "Bye"},
+		reject.Addr: {Code: 550, Enhanced: "5.1.1", Text: "<nobody@example.org>: Recipient address rejected"},
+		busy.Addr:   {Code: 421, Enhanced: "4.4.5", Text: "Too many connections from your host"},
+	}
+	// Before the probes below: the static rcpt target succeeded an hour
+	// ago and has failed since half an hour ago (the real probe below is
+	// its latest failure).
+	lastSuccess := time.Now().Add(-time.Hour)
+	failingSince := time.Now().Add(-30 * time.Minute)
+	h.Add(server.HistoryEntry{Time: lastSuccess, Target: reject.Addr, Module: "rcpt", Static: true, Success: true})
+	h.Add(server.HistoryEntry{Time: failingSince, Target: reject.Addr, Module: "rcpt", Static: true, Phase: "rcpt", Reason: "reply_5xx"})
 	var entries []server.HistoryEntry
 	for _, p := range probes {
 		en := debugProbe(t, e, p.module, p.target)
 		en.Static = p.static
+		en.Reply = replies[p.target]
+		if !regexp.MustCompile(fmt.Sprintf(`S: %d #?%s %s\n`, en.Reply.Code, regexp.QuoteMeta(en.Reply.Enhanced), regexp.QuoteMeta(en.Reply.Text))).Match(en.Transcript) {
+			t.Fatalf("the transcript of %s lacks its reply %+v:\n%s", p.target, en.Reply, excerpt(string(en.Transcript)))
+		}
 		en.ID = h.Add(en)
 		entries = append(entries, en)
 	}
 	// A target that is hostile HTML, probed (and failed) without transcript.
 	hostile := `<img src=x onerror="document.title='owned'">`
-	h.Add(server.HistoryEntry{Target: hostile, Module: "default", Phase: "resolve", Reason: "resolve", Duration: time.Millisecond})
+	h.Add(server.HistoryEntry{Target: hostile, Module: "default", Phase: "resolve", Reason: "resolve", Duration: time.Millisecond,
+		Reply: server.HistoryReply{Code: 554, Text: hostile}})
+	reloadFailed := time.Date(2026, 11, 29, 3, 12, 0, 0, time.UTC)
+	reloadErr := `modules.default.timeout: "ten" is not a duration <b onmouseover="document.title='owned'">`
 
 	page, err := server.NewLanding("smtp_exporter", "Prometheus exporter for SMTP servers", func() server.LandingData {
 		return server.LandingData{
@@ -141,6 +173,8 @@ func TestLandingPageInChromium(t *testing.T) {
 			Static:         h.StaticStatus([]server.StaticTarget{{Target: reject.Addr, Module: "rcpt"}}),
 			Recent:         h.List(),
 			HistoryEnabled: h.Enabled(),
+			ReloadError:    reloadErr,
+			ReloadFailedAt: reloadFailed,
 		}
 	})
 	if err != nil {
@@ -156,20 +190,13 @@ func TestLandingPageInChromium(t *testing.T) {
 
 	t.Run("recent probes newest first", func(t *testing.T) {
 		rows := regexp.MustCompile(`(?s)<tr data-id="(\d+)">(.*?)</tr>`).FindAllStringSubmatch(dom, -1)
-		if len(rows) != 4 {
-			t.Fatalf("%d rows in the recent probes, want 4:\n%s", len(rows), excerpt(dom))
+		if len(rows) != 6 {
+			t.Fatalf("%d rows in the recent probes, want 6:\n%s", len(rows), excerpt(dom))
 		}
-		cells := func(row string) []string {
-			var out []string
-			for _, c := range regexp.MustCompile(`(?s)<td[^>]*>(.*?)</td>`).FindAllStringSubmatch(row, -1) {
-				out = append(out, html.UnescapeString(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(c[1], "")))
-			}
-			return out
-		}
-		// Columns: time, target, module, from, result, phase, reason, duration, log.
+		// Columns: time, target, module, from, result, phase, reason, reply, duration, log.
 		first := cells(rows[0][2])
-		if len(first) != 9 || first[1] != hostile || first[4] != "failure" || first[5] != "resolve" || first[8] != "not kept" {
-			t.Errorf("newest row %q: want the hostile target as text, failed in resolve, no transcript", first)
+		if len(first) != 10 || first[1] != hostile || first[4] != "failure" || first[5] != "resolve" || first[7] != "554 "+hostile || first[9] != "not kept" {
+			t.Errorf("newest row %q: want the hostile target and reply as text, failed in resolve, no transcript", first)
 		}
 		for i, en := range []server.HistoryEntry{entries[2], entries[1], entries[0]} {
 			row := cells(rows[i+1][2])
@@ -178,8 +205,9 @@ func TestLandingPageInChromium(t *testing.T) {
 			}
 			result := map[bool]string{true: "success", false: "failure"}[en.Success]
 			want := []string{en.Time.UTC().Format("2006-01-02 15:04:05 UTC"), en.Target, en.Module,
-				map[bool]string{true: "metrics", false: "probe"}[en.Static], result, en.Phase, en.Reason}
-			if len(row) != 9 || strings.Join(row[:7], "|") != strings.Join(want, "|") || row[8] != "log" {
+				map[bool]string{true: "/metrics", false: "/probe"}[en.Static], result, en.Phase, en.Reason,
+				fmt.Sprintf("%d %s %s", en.Reply.Code, en.Reply.Enhanced, en.Reply.Text)}
+			if len(row) != 10 || strings.Join(row[:8], "|") != strings.Join(want, "|") || row[9] != "log" {
 				t.Errorf("row %d %q, want %q then a duration and a log link", i+1, row, want)
 			}
 		}
@@ -204,15 +232,38 @@ func TestLandingPageInChromium(t *testing.T) {
 			t.Errorf("options %q, want default and rcpt", opts)
 		}
 		if !regexp.MustCompile(`<form id="probe-form" action="probe" method="get">`).MatchString(dom) ||
-			!strings.Contains(dom, `name="target"`) || !strings.Contains(dom, `type="checkbox" id="debug" name="debug" value="true"`) {
-			t.Errorf("the form lacks its action, target or debug field:\n%s", excerpt(dom))
+			!strings.Contains(dom, `name="target"`) || !strings.Contains(dom, `type="checkbox" id="debug" name="debug" value="true" checked=""`) {
+			t.Errorf("the form lacks its action, target or debug field (checked: the readable transcript by default):\n%s", excerpt(dom))
 		}
 	})
 	t.Run("static target with its last result", func(t *testing.T) {
-		st := regexp.MustCompile(`(?s)<table id="static">(.*?)</table>`).FindStringSubmatch(dom)
-		if st == nil || !strings.Contains(st[1], "<td>"+reject.Addr+"</td>") || !strings.Contains(st[1], ">failure<") ||
-			!strings.Contains(st[1], "<td>reply_5xx</td>") {
-			t.Errorf("static targets table:\n%v", st)
+		st := regexp.MustCompile(`(?s)<table id="static">.*?<tbody>(.*?)</tbody>`).FindStringSubmatch(dom)
+		if st == nil {
+			t.Fatalf("no static targets table:\n%s", excerpt(dom))
+		}
+		// Columns: target, module, result, phase, reason, reply, time, last
+		// success, failing since, log.
+		row := cells(st[1])
+		when := func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
+		want := []string{reject.Addr, "rcpt", "failure", "rcpt", "reply_5xx", "550 5.1.1 <nobody@example.org>: Recipient address rejected",
+			when(entries[1].Time), when(lastSuccess), when(failingSince), "log"}
+		if strings.Join(row, "|") != strings.Join(want, "|") {
+			t.Errorf("static target row\n%q\nwant\n%q", row, want)
+		}
+	})
+	t.Run("reload banner", func(t *testing.T) {
+		banner := regexp.MustCompile(`(?s)<div class="banner" id="reload-error" role="alert">(.*?)</div>`).FindStringSubmatch(dom)
+		if banner == nil {
+			t.Fatalf("no reload banner in the rendered page:\n%s", excerpt(dom))
+		}
+		text := html.UnescapeString(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(banner[1], ""))
+		for _, want := range []string{"The last configuration reload failed (2026-11-29 03:12:00 UTC)", "still running", reloadErr} {
+			if !strings.Contains(text, want) {
+				t.Errorf("the banner lacks %q:\n%s", want, text)
+			}
+		}
+		if strings.Contains(banner[1], "<b ") {
+			t.Errorf("the reload error became markup:\n%s", banner[1])
 		}
 	})
 	t.Run("transcript link", func(t *testing.T) {
@@ -232,7 +283,10 @@ func TestLandingPageInChromium(t *testing.T) {
 			t.Errorf("log link %s, want /logs?id=%d", link, entries[1].ID)
 		}
 		text := html.UnescapeString(chromium(t, bin, "--dump-dom", link.String()))
-		for _, want := range []string{"550 5.1.1", `probe_smtp_failure_info{phase="rcpt",reason="reply_5xx"} 1`, "probe_success 0"} {
+		header := fmt.Sprintf("Recent probe %d\nTarget:   %s\nModule:   rcpt\nTime:     %s\nFrom:     /metrics", entries[1].ID, reject.Addr,
+			entries[1].Time.UTC().Format("2006-01-02 15:04:05 UTC"))
+		for _, want := range []string{header, "Result:   failure in phase rcpt (reply_5xx), in ",
+			"550 5.1.1", `probe_smtp_failure_info{phase="rcpt",reason="reply_5xx"} 1`, "probe_success 0"} {
 			if !strings.Contains(text, want) {
 				t.Errorf("the transcript page lacks %q:\n%s", want, excerpt(text))
 			}

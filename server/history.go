@@ -4,11 +4,16 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+	"unsafe"
 )
 
-// HistoryEntry is one probe as the landing page lists it.
+// HistoryEntry is one probe as the landing page lists it: a summary and
+// its debug text, never the probe's own data (its results, the server's
+// parsed certificate chain), so that what an entry keeps is what the
+// history counts (History.Bytes). Its fields are values and strings only.
 type HistoryEntry struct {
 	// ID is given by History.Add; it names the entry in /logs?id=N.
 	ID uint64
@@ -23,10 +28,13 @@ type HistoryEntry struct {
 	Success bool
 	// Phase and Reason are the failure's phase and reason; empty on success.
 	Phase, Reason string
+	// Reply is the reply that decided the probe (probe_smtp_last_reply_code):
+	// the failing one, or the reply to QUIT; zero when none came.
+	Reply HistoryReply
 	// Duration is the whole probe.
 	Duration time.Duration
 	// Transcript is the debug text: the SMTP transcript, then the metrics.
-	// List leaves it nil; Get returns a copy.
+	// Add copies it; List leaves it nil; Get returns a copy.
 	Transcript []byte
 	// TranscriptSize is the number of transcript bytes kept, 0 when none is
 	// (none was given, or it was dropped to stay within the memory budget).
@@ -35,14 +43,21 @@ type HistoryEntry struct {
 	// Truncated is true when the kept transcript was cut to fit the budget.
 	// Set by History.
 	Truncated bool
-	// Render, when set instead of Transcript, makes the transcript when it
-	// is asked for (Get): a probe keeps its own data, not text, so the many
-	// probes that are never looked at cost no rendering. Size estimates the
-	// memory that data takes, for the budget. Add keeps Render; callers
-	// must not change what it reads.
-	Render func() []byte
-	Size   int
 }
+
+// HistoryReply is a reply as the landing page shows it.
+type HistoryReply struct {
+	// Code is the reply code; 0 when no reply came.
+	Code int
+	// Enhanced is the RFC 3463 code ("5.7.1"), empty when there is none.
+	Enhanced string
+	// Text is the server's words without the enhanced code, lines joined
+	// by " / ", made safe (smtp.SafeText) and cut to MaxReplyText bytes.
+	Text string
+}
+
+// MaxReplyText bounds HistoryReply.Text, in bytes.
+const MaxReplyText = 200
 
 // History keeps the most recent probes and their transcripts in memory,
 // within a count limit and a byte budget, safe for concurrent use.
@@ -60,20 +75,50 @@ type HistoryEntry struct {
 // of successful probes first (oldest first, the newest probe's last), then
 // those of failed ones, oldest first.
 //
-// It also remembers the last result of every static target (see
-// StaticStatus), whatever the limit.
+// It also remembers the last result of every static target, when it last
+// succeeded and since when it has been failing (see StaticStatus),
+// whatever the limit.
 type History struct {
 	limit    int
 	maxBytes int
 
-	mu      sync.Mutex
-	nextID  uint64
-	entries []HistoryEntry // oldest first
-	bytes   int            // transcript bytes kept
-	static  map[staticKey]HistoryEntry
+	mu          sync.Mutex
+	nextID      uint64
+	entries     []HistoryEntry // oldest first
+	bytes       int            // transcript bytes kept
+	entryBytes  int            // what the entries take besides their transcripts
+	static      map[staticKey]staticState
+	staticBytes int // what static takes
 }
 
 type staticKey struct{ target, module string }
+
+// staticState is what the history remembers of a static target.
+type staticState struct {
+	last         HistoryEntry // without transcript
+	lastSuccess  time.Time
+	failingSince time.Time
+}
+
+// entryOverhead is what an entry takes besides its strings and transcript.
+const entryOverhead = int(unsafe.Sizeof(HistoryEntry{}))
+
+// staticOverhead is what a static target's state takes in the map besides
+// its strings: the state, the key and the map's own bookkeeping (about a
+// tophash byte and a share of the bucket's overflow pointer and padding).
+const staticOverhead = int(unsafe.Sizeof(staticState{})+unsafe.Sizeof(staticKey{})) + 16
+
+// summarySize is the memory e's strings take.
+func (e *HistoryEntry) summarySize() int {
+	return len(e.Target) + len(e.Module) + len(e.Phase) + len(e.Reason) + len(e.Reply.Enhanced) + len(e.Reply.Text)
+}
+
+// memory is what a kept entry takes besides its transcript's bytes: its
+// fields, its strings, and the room the allocator gave its transcript
+// beyond them.
+func (e *HistoryEntry) memory() int {
+	return entryOverhead + e.summarySize() + cap(e.Transcript) - len(e.Transcript)
+}
 
 // NewHistory returns a History that keeps at most limit probes and at most
 // maxTranscriptBytes bytes of transcripts. A limit of 0 (or less) keeps no
@@ -83,7 +128,7 @@ func NewHistory(limit, maxTranscriptBytes int) *History {
 		limit:    max(limit, 0),
 		maxBytes: max(maxTranscriptBytes, 0),
 		nextID:   1,
-		static:   map[staticKey]HistoryEntry{},
+		static:   map[staticKey]staticState{},
 	}
 }
 
@@ -92,7 +137,8 @@ func NewHistory(limit, maxTranscriptBytes int) *History {
 func (h *History) Enabled() bool { return h != nil && h.limit > 0 }
 
 // Add records a probe and returns its ID (0 when the history is disabled).
-// The transcript is copied.
+// The transcript and the strings are copied: the entry shares no memory
+// with the caller's.
 func (h *History) Add(e HistoryEntry) uint64 {
 	if h == nil {
 		return 0
@@ -103,35 +149,31 @@ func (h *History) Add(e HistoryEntry) uint64 {
 	if e.Success {
 		e.Phase, e.Reason = "", ""
 	}
+	e.Target, e.Module, e.Phase, e.Reason = strings.Clone(e.Target), strings.Clone(e.Module), strings.Clone(e.Phase), strings.Clone(e.Reason)
+	e.Reply.Enhanced, e.Reply.Text = strings.Clone(e.Reply.Enhanced), strings.Clone(e.Reply.Text)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if e.Static {
-		last := e
-		last.Transcript = nil
-		last.TranscriptSize, last.Truncated = 0, false
+		id := uint64(0)
 		if h.limit > 0 {
-			last.ID = h.nextID
-		} else {
-			last.ID = 0
+			id = h.nextID
 		}
-		h.static[staticKey{e.Target, e.Module}] = last
+		h.addStatic(e, id)
 	}
 	if h.limit == 0 {
 		return 0
 	}
 	e.ID = h.nextID
 	h.nextID++
-	if e.Render != nil {
-		e.Transcript, e.TranscriptSize = nil, e.Size
-	} else {
-		e.Transcript, e.Truncated = h.fit(e.Transcript)
-		e.TranscriptSize = len(e.Transcript)
-	}
+	e.Transcript, e.Truncated = h.fit(e.Transcript)
+	e.TranscriptSize = len(e.Transcript)
 	h.entries = append(h.entries, e)
 	h.bytes += e.TranscriptSize
+	h.entryBytes += e.memory()
 	for len(h.entries) > h.limit {
 		i := h.victim()
 		h.bytes -= h.entries[i].TranscriptSize
+		h.entryBytes -= h.entries[i].memory()
 		h.entries = slices.Delete(h.entries, i, i+1)
 	}
 	for h.bytes > h.maxBytes {
@@ -140,9 +182,34 @@ func (h *History) Add(e HistoryEntry) uint64 {
 			break
 		}
 		h.bytes -= h.entries[i].TranscriptSize
-		h.entries[i].Transcript, h.entries[i].TranscriptSize, h.entries[i].Truncated, h.entries[i].Render = nil, 0, false, nil
+		h.entryBytes -= h.entries[i].memory()
+		h.entries[i].Transcript, h.entries[i].TranscriptSize, h.entries[i].Truncated = nil, 0, false
+		h.entryBytes += h.entries[i].memory()
 	}
 	return e.ID
+}
+
+// addStatic updates the state of a static target with its probe e, whose
+// entry will have ID id. A probe older than the one already recorded
+// changes nothing.
+func (h *History) addStatic(e HistoryEntry, id uint64) {
+	k := staticKey{e.Target, e.Module}
+	st, had := h.static[k]
+	if had && e.Time.Before(st.last.Time) {
+		return
+	}
+	if had {
+		h.staticBytes -= staticOverhead + st.last.summarySize()
+	}
+	st.last = e
+	st.last.ID, st.last.Transcript, st.last.TranscriptSize, st.last.Truncated = id, nil, 0, false
+	if e.Success {
+		st.lastSuccess, st.failingSince = e.Time, time.Time{}
+	} else if st.failingSince.IsZero() {
+		st.failingSince = e.Time
+	}
+	h.static[k] = st
+	h.staticBytes += staticOverhead + st.last.summarySize()
 }
 
 // fit copies t, cut to a quarter of the budget if it is longer.
@@ -221,6 +288,19 @@ func (h *History) TranscriptBytes() int {
 	return h.bytes
 }
 
+// Bytes is the memory the history takes: every entry (its fields, its
+// strings and its transcript, with the allocator's rounding), the list's
+// room to grow, and the static targets' states.
+func (h *History) Bytes() int {
+	if h == nil {
+		return 0
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	spare := (cap(h.entries) - len(h.entries)) * entryOverhead // the list's room to grow
+	return h.bytes + h.entryBytes + spare + h.staticBytes
+}
+
 // List returns the kept probes, newest first, without their transcripts.
 func (h *History) List() []HistoryEntry {
 	if h == nil {
@@ -230,37 +310,29 @@ func (h *History) List() []HistoryEntry {
 	defer h.mu.Unlock()
 	out := make([]HistoryEntry, len(h.entries))
 	for i, e := range h.entries {
-		e.Transcript, e.Render = nil, nil
+		e.Transcript = nil
 		out[len(out)-1-i] = e
 	}
 	return out
 }
 
-// Get returns the probe with this ID, its transcript (made now for an
-// entry with Render; nil when it was dropped), and whether the probe is
-// still kept.
+// Get returns the probe with this ID, with a copy of its transcript (nil
+// when it was dropped), and whether the probe is still kept.
 func (h *History) Get(id uint64) (HistoryEntry, bool) {
 	if h == nil {
 		return HistoryEntry{}, false
 	}
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	// IDs grow with the index: binary search.
 	i := sort.Search(len(h.entries), func(i int) bool { return h.entries[i].ID >= id })
 	if i == len(h.entries) || h.entries[i].ID != id {
-		h.mu.Unlock()
 		return HistoryEntry{}, false
 	}
 	e := h.entries[i]
-	h.mu.Unlock()
-	switch {
-	case e.TranscriptSize == 0:
-		e.Transcript = nil
-	case e.Render != nil:
-		e.Transcript, e.Truncated = h.fit(e.Render())
-	default:
+	if e.Transcript != nil {
 		e.Transcript = append([]byte(nil), e.Transcript...)
 	}
-	e.Render = nil
 	return e, true
 }
 
@@ -278,6 +350,13 @@ type StaticStatus struct {
 	// in the history, which may have been given up since (then /logs
 	// answers 404); 0 when the history is disabled.
 	Last HistoryEntry
+	// LastSuccess is when its last successful probe started; zero when none
+	// has succeeded since the exporter started.
+	LastSuccess time.Time
+	// FailingSince is when the first of its failures since its last success
+	// (or since the exporter started) began; zero when the last probe
+	// succeeded.
+	FailingSince time.Time
 }
 
 // StaticStatus returns the last result of each of targets, in their order.
@@ -296,11 +375,13 @@ func (h *History) StaticStatus(targets []StaticTarget) []StaticStatus {
 	for i, t := range targets {
 		k := staticKey{t.Target, t.Module}
 		listed[k] = true
-		last, ok := h.static[k]
-		out[i] = StaticStatus{Target: t.Target, Module: t.Module, Probed: ok, Last: last}
+		st, ok := h.static[k]
+		out[i] = StaticStatus{Target: t.Target, Module: t.Module, Probed: ok, Last: st.last,
+			LastSuccess: st.lastSuccess, FailingSince: st.failingSince}
 	}
-	for k := range h.static {
+	for k, st := range h.static {
 		if !listed[k] {
+			h.staticBytes -= staticOverhead + st.last.summarySize()
 			delete(h.static, k)
 		}
 	}

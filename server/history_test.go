@@ -298,3 +298,83 @@ func TestHistoryConcurrent(t *testing.T) {
 		t.Errorf("newest ID %d, want %d", l[0].ID, writers*each)
 	}
 }
+
+// TestHistoryStaticSince: a static target's state says when it last
+// succeeded and since when it has been failing: the first failure after
+// the last success, or after the start when it never succeeded; a probe
+// older than the one recorded (a late report) changes nothing.
+func TestHistoryStaticSince(t *testing.T) {
+	base := time.Date(2026, 11, 29, 3, 0, 0, 0, time.UTC)
+	at := func(m int) time.Time { return base.Add(time.Duration(m) * time.Minute) }
+	tests := []struct {
+		name                   string
+		outcomes               string // S or F, the i-th at minute i
+		lastSuccess, failingAt int    // minutes; -1: zero time
+	}{
+		{"never probed", "", -1, -1},
+		{"succeeding", "SS", 1, -1},
+		{"failing since the start", "FFF", -1, 0},
+		{"failing since its first failure after a success", "SSFFF", 1, 2},
+		{"recovered", "SFFS", 3, -1},
+		{"failing again", "SFSF", 2, 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := NewHistory(10, 1<<20)
+			for i, c := range tc.outcomes {
+				h.Add(HistoryEntry{Time: at(i), Target: "a:25", Module: "m", Static: true, Success: c == 'S'})
+			}
+			st := h.StaticStatus([]StaticTarget{{"a:25", "m"}})[0]
+			want := func(m int) time.Time {
+				if m < 0 {
+					return time.Time{}
+				}
+				return at(m)
+			}
+			if !st.LastSuccess.Equal(want(tc.lastSuccess)) || !st.FailingSince.Equal(want(tc.failingAt)) {
+				t.Errorf("last success %v, failing since %v; want %v, %v", st.LastSuccess, st.FailingSince, want(tc.lastSuccess), want(tc.failingAt))
+			}
+		})
+	}
+	t.Run("a late report of an older probe", func(t *testing.T) {
+		h := NewHistory(10, 1<<20)
+		h.Add(HistoryEntry{Time: at(5), Target: "a:25", Module: "m", Static: true, Phase: "banner", Reason: "timeout"})
+		h.Add(HistoryEntry{Time: at(4), Target: "a:25", Module: "m", Static: true, Success: true})
+		st := h.StaticStatus([]StaticTarget{{"a:25", "m"}})[0]
+		if st.Last.Success || !st.LastSuccess.IsZero() || !st.FailingSince.Equal(at(5)) {
+			t.Errorf("%+v: the older success overwrote the newer failure", st)
+		}
+	})
+}
+
+// TestHistoryBytesCountsWhatIsKept: Bytes is the sum of what each kept
+// entry and each static target's state take, through additions,
+// evictions, dropped transcripts and forgotten targets.
+func TestHistoryBytesCountsWhatIsKept(t *testing.T) {
+	h := NewHistory(6, 600)
+	recount := func() int {
+		n := (cap(h.entries) - len(h.entries)) * entryOverhead
+		for _, e := range h.entries {
+			n += len(e.Transcript) + e.memory()
+		}
+		for _, st := range h.static {
+			n += staticOverhead + st.last.summarySize()
+		}
+		return n
+	}
+	for i := range 20 {
+		h.Add(HistoryEntry{Target: fmt.Sprintf("t%d.example.org:25", i%4), Module: "default", Static: i%2 == 0, Success: i%3 == 0,
+			Phase: "rcpt", Reason: "reply_5xx", Reply: HistoryReply{Code: 550, Enhanced: "5.1.1", Text: strings.Repeat("x", i)},
+			Transcript: bytes.Repeat([]byte("y"), 50+10*i)})
+		if got, want := h.Bytes(), recount(); got != want {
+			t.Fatalf("after probe %d: Bytes %d, the history holds %d", i, got, want)
+		}
+	}
+	h.StaticStatus([]StaticTarget{{"t0.example.org:25", "default"}}) // t2 is forgotten
+	if got, want := h.Bytes(), recount(); got != want || len(h.static) != 1 {
+		t.Errorf("after forgetting a static target: Bytes %d, the history holds %d (%d static)", got, want, len(h.static))
+	}
+	if h.Bytes() <= h.TranscriptBytes() {
+		t.Errorf("Bytes %d counts no more than the transcripts (%d)", h.Bytes(), h.TranscriptBytes())
+	}
+}

@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/common/version"
+
+	"github.com/smtp-exporter/smtp_exporter/smtp"
 )
 
 //go:embed landing.html
@@ -28,6 +32,11 @@ type LandingData struct {
 	Recent []HistoryEntry
 	// HistoryEnabled is false when --history.limit is 0.
 	HistoryEnabled bool
+	// ReloadError is the error of the last configuration reload while it
+	// is the last word (no reload has succeeded since), empty otherwise;
+	// ReloadFailedAt is when that reload failed.
+	ReloadError    string
+	ReloadFailedAt time.Time
 }
 
 // moduleOption is one <option> of the form.
@@ -44,6 +53,8 @@ type landingPage struct {
 	Static                       []StaticStatus
 	Recent                       []HistoryEntry
 	HistoryEnabled               bool
+	ReloadError                  string
+	ReloadFailedAt               time.Time
 }
 
 type landing struct {
@@ -53,8 +64,11 @@ type landing struct {
 }
 
 // NewLanding returns the handler of the landing page, "/": name,
-// description, version, links, a probe form with the modules to choose
-// from, the static targets with their last results and the recent probes,
+// description, version, links, a banner while the last configuration
+// reload has failed, a probe form with the modules to choose from (the
+// readable transcript by default), the static targets with their last
+// results (the deciding reply, when they last succeeded, since when they
+// have been failing) and the recent probes with their deciding replies,
 // each linking to its transcript (see LogsHandler, mounted at /logs). The
 // page's links are relative, so it works behind a path prefix. data is
 // called at each request. Other paths than "/" are answered 404.
@@ -85,6 +99,7 @@ func (l *landing) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Version: versionOr(version.Version, "unknown"), Revision: versionOr(version.GetRevision(), "unknown"),
 		BuildDate: version.BuildDate,
 		Static:    d.Static, Recent: d.Recent, HistoryEnabled: d.HistoryEnabled,
+		ReloadError: d.ReloadError, ReloadFailedAt: d.ReloadFailedAt,
 	}
 	for _, m := range d.Modules {
 		page.Modules = append(page.Modules, moduleOption{Name: m, Selected: m == d.DefaultModule})
@@ -132,8 +147,10 @@ func formatDuration(d time.Duration) string {
 }
 
 // LogsHandler serves a recent probe's transcript as text/plain:
-// /logs?id=N. An ID that is not a number is answered 400; an unknown ID, or
-// one whose probe or transcript is no longer kept, 404.
+// /logs?id=N, after a header saying what it is: target, module, time,
+// where the probe came from (/probe or /metrics) and its result. An ID that
+// is not a number is answered 400; an unknown ID, or one whose probe or
+// transcript is no longer kept, 404.
 func LogsHandler(h *History) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -155,14 +172,46 @@ func LogsHandler(h *History) http.Handler {
 			http.Error(w, fmt.Sprintf("the transcript of probe %d is no longer kept (memory budget)", id), http.StatusNotFound)
 			return
 		}
+		var body bytes.Buffer
+		writeLogHeader(&body, &e)
+		body.Write(e.Transcript)
 		hd := w.Header()
 		hd.Set("Content-Type", "text/plain; charset=utf-8")
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Cache-Control", "no-store")
-		hd.Set("Content-Length", strconv.Itoa(len(e.Transcript)))
+		hd.Set("Content-Length", strconv.Itoa(body.Len()))
 		w.WriteHeader(http.StatusOK)
 		if r.Method != http.MethodHead {
-			w.Write(e.Transcript)
+			w.Write(body.Bytes())
 		}
 	})
+}
+
+// writeLogHeader writes what /logs shows before a probe's transcript.
+func writeLogHeader(b *bytes.Buffer, e *HistoryEntry) {
+	from := "/probe"
+	if e.Static {
+		from = "/metrics (a static target of the configuration)"
+	}
+	result := "success"
+	if !e.Success {
+		result = "failure"
+		if e.Phase != "" {
+			result += " in phase " + e.Phase + " (" + e.Reason + ")"
+		}
+	}
+	fmt.Fprintf(b, "Recent probe %d\n", e.ID)
+	fmt.Fprintf(b, "Target:   %s\n", smtp.SafeText(e.Target))
+	fmt.Fprintf(b, "Module:   %s\n", smtp.SafeText(e.Module))
+	fmt.Fprintf(b, "Time:     %s\n", formatTime(e.Time))
+	fmt.Fprintf(b, "From:     %s\n", from)
+	fmt.Fprintf(b, "Result:   %s, in %s\n", smtp.SafeText(result), formatDuration(e.Duration))
+	if rp := e.Reply; rp.Code != 0 {
+		words := slices.DeleteFunc([]string{strconv.Itoa(rp.Code), rp.Enhanced, rp.Text}, func(s string) bool { return s == "" })
+		fmt.Fprintf(b, "Reply:    %s\n", smtp.SafeText(strings.Join(words, " ")))
+	}
+	if e.Truncated {
+		b.WriteString("(the transcript was cut to fit the memory budget: its head and its tail are kept)\n")
+	}
+	b.WriteString("\n")
 }

@@ -4,7 +4,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,19 +20,30 @@ func landingFixture(t *testing.T) (*History, http.Handler) {
 	t.Helper()
 	h := NewHistory(10, 1<<20)
 	base := time.Date(2026, 11, 29, 3, 12, 0, 0, time.UTC)
-	h.Add(HistoryEntry{Time: base, Target: "mx1.test:25", Module: "default", Success: true,
+	h.Add(HistoryEntry{Time: base, Target: "mx1.test:25", Module: "default", Success: true, Reply: HistoryReply{221, "2.0.0", "Bye"},
 		Duration: 42 * time.Millisecond, Transcript: []byte("S: 220 mx1.test ESMTP\nprobe_success 1\n")})
-	h.Add(HistoryEntry{Time: base.Add(time.Minute), Target: hostileText, Module: "rcpt", Static: true,
+	h.Add(HistoryEntry{Time: base.Add(time.Minute), Target: hostileText, Module: "rcpt", Static: true, Reply: HistoryReply{550, "5.1.1", hostileText},
 		Phase: "rcpt", Reason: hostileText, Duration: 1500 * time.Millisecond, Transcript: []byte("S: 550 " + hostileText + "\n")})
 	h.Add(HistoryEntry{Time: base.Add(2 * time.Minute), Target: "mx3.test:25", Module: "default",
 		Phase: "connect", Reason: "connect", Duration: 3 * time.Second}) // no transcript
+	// A static target that succeeded at 03:15 and has failed since 03:16.
+	for i, ok := range []bool{true, false, false} {
+		e := HistoryEntry{Time: base.Add(time.Duration(3+i) * time.Minute), Target: "mx4.test:25", Module: "default", Static: true, Success: ok,
+			Reply: HistoryReply{554, "5.7.1", "client host blocked"}, Phase: "banner", Reason: "reply_5xx", Transcript: []byte("S: 554 5.7.1 client host blocked\n")}
+		if ok {
+			e.Reply = HistoryReply{221, "2.0.0", "Bye"}
+		}
+		h.Add(e)
+	}
 	page, err := NewLanding("smtp_exporter", "Prometheus exporter for SMTP servers", func() LandingData {
 		return LandingData{
 			Modules:        []string{"default", "rcpt", hostileText},
 			DefaultModule:  "default",
-			Static:         h.StaticStatus([]StaticTarget{{hostileText, "rcpt"}, {"never.test:25", "default"}}),
+			Static:         h.StaticStatus([]StaticTarget{{hostileText, "rcpt"}, {"never.test:25", "default"}, {"mx4.test:25", "default"}}),
 			Recent:         h.List(),
 			HistoryEnabled: h.Enabled(),
+			ReloadError:    "modules.default.timeout: " + hostileText,
+			ReloadFailedAt: base.Add(6 * time.Minute),
 		}
 	})
 	if err != nil {
@@ -78,8 +91,8 @@ func TestLandingPage(t *testing.T) {
 		if len(opts) != 3 || opts[0][1] != "default" || opts[0][2] == "" || opts[1][1] != "rcpt" || opts[1][2] != "" {
 			t.Errorf("options %q: want default (selected), rcpt, and the escaped one", opts)
 		}
-		if !strings.Contains(body, `action="probe"`) || !strings.Contains(body, `name="debug" value="true"`) {
-			t.Error("the form does not go to probe with a debug checkbox")
+		if !strings.Contains(body, `action="probe"`) || !strings.Contains(body, `name="debug" value="true" checked>`) {
+			t.Error("the form does not go to probe with a debug checkbox, checked: the readable transcript by default")
 		}
 	})
 	t.Run("recent probes newest first", func(t *testing.T) {
@@ -88,12 +101,15 @@ func TestLandingPage(t *testing.T) {
 		for _, r := range rows {
 			got = append(got, r[1])
 		}
-		if strings.Join(got, ",") != "3,2,1" {
-			t.Errorf("rows %v, want 3,2,1", got)
+		if strings.Join(got, ",") != "6,5,4,3,2,1" {
+			t.Errorf("rows %v, want 6,5,4,3,2,1", got)
 		}
 		for _, want := range []string{
-			`<td>2026-11-29 03:14:00 UTC</td><td>mx3.test:25</td><td>default</td><td>probe</td>`,
-			`<td class="fail">failure</td>`, `<td>connect</td><td>connect</td><td class="num">3s</td>`,
+			`<td>2026-11-29 03:14:00 UTC</td><td>mx3.test:25</td><td>default</td><td>/probe</td>`,
+			`<td>2026-11-29 03:13:00 UTC</td><td>&lt;script&gt;`, `<td>rcpt</td><td>/metrics</td>`,
+			`<td class="fail">failure</td>`, `<td>connect</td><td>connect</td><td class="reply"></td><td class="num">3s</td>`,
+			`<td class="reply"><code>221</code> <code>2.0.0</code> Bye</td>`,
+			`<td class="reply"><code>550</code> <code>5.1.1</code> &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&#34;&#39;&amp;</td>`,
 			`<span class="none">not kept</span>`, // probe 3 has no transcript
 			`<a href="logs?id=2">log</a>`, `<a href="logs?id=1">log</a>`,
 			`<td class="num">1.5s</td>`, `<td class="num">42ms</td>`, `<td class="ok">success</td>`,
@@ -112,9 +128,30 @@ func TestLandingPage(t *testing.T) {
 			t.Fatalf("no static table:\n%s", body)
 		}
 		for _, want := range []string{`<td>rcpt</td>`, `<td class="fail">failure</td>`, `2026-11-29 03:13:00 UTC`,
-			`<a href="logs?id=2">log</a>`, `<td>never.test:25</td>`, `not probed yet`} {
+			`<a href="logs?id=2">log</a>`, `<td>never.test:25</td>`, `not probed yet`,
+			// The hostile target: never succeeded, failing since its one probe.
+			`<td class="reply"><code>550</code> <code>5.1.1</code> &lt;script&gt;`,
+			`<td class="last-success"><span class="none">none since the exporter started</span></td>
+<td class="failing-since"><span class="fail">2026-11-29 03:13:00 UTC</span></td>`,
+			// mx4: last probe 03:17, last success 03:15, failing since 03:16.
+			`<td class="reply"><code>554</code> <code>5.7.1</code> client host blocked</td><td>2026-11-29 03:17:00 UTC</td>
+<td class="last-success">2026-11-29 03:15:00 UTC</td>
+<td class="failing-since"><span class="fail">2026-11-29 03:16:00 UTC</span></td>`,
+		} {
 			if !strings.Contains(st[1], want) {
 				t.Errorf("static table lacks %s:\n%s", want, st[1])
+			}
+		}
+	})
+	t.Run("reload banner", func(t *testing.T) {
+		banner := regexp.MustCompile(`(?s)<div class="banner" id="reload-error" role="alert">(.*?)</div>`).FindStringSubmatch(body)
+		if banner == nil {
+			t.Fatalf("no reload banner while the last reload failed:\n%s", body)
+		}
+		for _, want := range []string{"The last configuration reload failed", "2026-11-29 03:18:00 UTC", "still running",
+			"<pre>modules.default.timeout: &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;"} {
+			if !strings.Contains(banner[1], want) {
+				t.Errorf("the banner lacks %s:\n%s", want, banner[1])
 			}
 		}
 	})
@@ -139,6 +176,17 @@ func TestLandingPageStates(t *testing.T) {
 		{"history disabled", LandingData{Modules: []string{"default"}}, "--history.limit</code> is 0"},
 		{"no probes yet", LandingData{Modules: []string{"default"}, HistoryEnabled: true}, "No probes yet."},
 		{"no static targets", LandingData{Modules: []string{"default"}}, "No static targets"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name+": no reload banner", func(t *testing.T) {
+			page, err := NewLanding("x", "", func() LandingData { return tc.data })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, body := landingGet(t, page, http.MethodGet, "/"); strings.Contains(body, "reload-error") {
+				t.Errorf("a reload banner without a failed reload:\n%s", body)
+			}
+		})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -185,6 +233,8 @@ func TestLogsHandler(t *testing.T) {
 	small := NewHistory(1, 1<<20)
 	small.Add(HistoryEntry{Target: "gone", Transcript: []byte("old")})
 	small.Add(HistoryEntry{Target: "kept", Transcript: []byte("new")})
+	tinyBudget := NewHistory(1, 400)
+	tinyBudget.Add(HistoryEntry{Target: "long", Transcript: []byte(strings.Repeat("x", 1000))})
 
 	tests := []struct {
 		name   string
@@ -193,12 +243,16 @@ func TestLogsHandler(t *testing.T) {
 		status int
 		body   string // substring
 	}{
-		{"success transcript", h, "/logs?id=1", http.StatusOK, "S: 220 mx1.test ESMTP\nprobe_success 1\n"},
-		{"hostileText transcript as plain text", h, "/logs?id=2", http.StatusOK, "S: 550 " + hostileText + "\n"},
+		{"success transcript", h, "/logs?id=1", http.StatusOK, "Recent probe 1\nTarget:   mx1.test:25\nModule:   default\nTime:     2026-11-29 03:12:00 UTC\n" +
+			"From:     /probe\nResult:   success, in 42ms\nReply:    221 2.0.0 Bye\n\nS: 220 mx1.test ESMTP\nprobe_success 1\n"},
+		{"hostileText transcript as plain text", h, "/logs?id=2", http.StatusOK, "Recent probe 2\nTarget:   " + hostileText + "\nModule:   rcpt\n" +
+			"Time:     2026-11-29 03:13:00 UTC\nFrom:     /metrics (a static target of the configuration)\n" +
+			"Result:   failure in phase rcpt (" + hostileText + "), in 1.5s\nReply:    550 5.1.1 " + hostileText + "\n\nS: 550 " + hostileText + "\n"},
 		{"probe without transcript", h, "/logs?id=3", http.StatusNotFound, "no longer kept"},
 		{"unknown id", h, "/logs?id=99", http.StatusNotFound, "not among the recent probes"},
 		{"evicted id", small, "/logs?id=1", http.StatusNotFound, "not among the recent probes"},
 		{"kept id", small, "/logs?id=2", http.StatusOK, "new"},
+		{"truncated", tinyBudget, "/logs?id=1", http.StatusOK, "(the transcript was cut to fit the memory budget"},
 		{"missing id", h, "/logs", http.StatusBadRequest, "id must be"},
 		{"malformed id", h, "/logs?id=1x", http.StatusBadRequest, "id must be"},
 		{"disabled history", NewHistory(0, 0), "/logs?id=1", http.StatusNotFound, "not among"},
@@ -216,8 +270,9 @@ func TestLogsHandler(t *testing.T) {
 				if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
 					t.Error("no X-Content-Type-Options: nosniff")
 				}
-				if body != tc.body {
-					t.Errorf("body %q, want exactly %q", body, tc.body)
+				e, _ := tc.h.Get(idOf(t, tc.target))
+				if !strings.HasPrefix(body, "Recent probe ") || !strings.HasSuffix(body, "\n\n"+string(e.Transcript)) {
+					t.Errorf("body %q: want the header, a blank line, then the transcript", body)
 				}
 			}
 		})
@@ -226,4 +281,18 @@ func TestLogsHandler(t *testing.T) {
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST: status %d, want 405", resp.StatusCode)
 	}
+}
+
+// idOf is the id of a /logs?id=N URL.
+func idOf(t *testing.T, target string) uint64 {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := strconv.ParseUint(u.Query().Get("id"), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }

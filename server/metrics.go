@@ -16,7 +16,8 @@ import (
 
 // Metrics serves /metrics: what gatherer has (the exporter's own metrics)
 // plus one probe of every static target, run concurrently within the
-// scrape's timeout.
+// scrape's timeout. Scrapes that overlap share one round of probes (see
+// collector.Static.Collect): a flood of /metrics probes each target once.
 func (s *Server) Metrics(gatherer prometheus.Gatherer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
@@ -49,7 +50,7 @@ func (s *Server) Metrics(gatherer prometheus.Gatherer) http.Handler {
 
 // recordStatic keeps a static target's probe in the recent probes.
 func (s *Server) recordStatic(start time.Time, o *probe.Outcome, tr *probe.Transcript, item collector.Item) {
-	s.history.Add(historyEntry(start, o, true, historyText{tr: tr, items: []collector.Item{item}}))
+	s.record(start, o, true, probeText{tr: tr, items: []collector.Item{item}})
 }
 
 // writeRegistry writes what gatherer has, in the text format. A family

@@ -93,50 +93,17 @@ func (s *Server) serveProbe(w http.ResponseWriter, r *http.Request) {
 	contentType := collector.TextContentType
 	if debug {
 		contentType = "text/plain; charset=utf-8"
-		writeDebug(&body, tr, o, items)
-		s.history.Add(historyEntry(start, o, false, historyText{text: body.Bytes()}))
+		writeDebug(&body, tr, o, items, nil)
+		s.record(start, o, false, probeText{text: body.Bytes()})
 	} else {
 		if err := collector.WriteProbeMetrics(&body, items); err != nil {
 			s.debug("msg", "Error writing the probe's metrics", "target", t.Raw, "err", err)
 		}
-		s.history.Add(historyEntry(start, o, false, historyText{tr: tr, items: items}))
+		s.record(start, o, false, probeText{tr: tr, items: items, metrics: body.Bytes()})
 	}
 	if err := writeBuffered(w, r, contentType, body.Bytes(), writeTimeout); err != nil {
 		s.debug("msg", "Error writing the probe's answer", "target", t.Raw, "err", err)
 	}
-}
-
-// historyText is a probe's debug text for the recent probes: made already
-// (text), or made from the probe's own data when /logs asks for it.
-type historyText struct {
-	text  []byte
-	tr    *probe.Transcript
-	items []collector.Item
-}
-
-// historyEntry is the recent probes' entry of o, started at start, with its
-// debug text; the failure shown is the first host's.
-func historyEntry(start time.Time, o *probe.Outcome, static bool, t historyText) HistoryEntry {
-	e := HistoryEntry{Time: start, Target: o.Target.Raw, Module: o.Target.Plan.Name, Static: static,
-		Success: o.Success, Duration: o.Duration, Transcript: t.text}
-	if t.text == nil && t.tr != nil {
-		e.Render = func() []byte {
-			var b bytes.Buffer
-			writeDebug(&b, t.tr, o, t.items)
-			return b.Bytes()
-		}
-		// The lines, the results they came with, and what the text adds.
-		e.Size = 2048
-		for _, l := range t.tr.Lines {
-			e.Size += len(l.Text) + len(l.Host) + 48
-		}
-	}
-	if !o.Success {
-		if f := o.Failures(); len(f) > 0 {
-			e.Phase, e.Reason = string(f[0].Phase), string(f[0].Reason)
-		}
-	}
-	return e
 }
 
 // heldSlot is an Admit hook whose first call uses the slot the handler
@@ -169,8 +136,9 @@ func (h *heldSlot) done() {
 }
 
 // writeDebug is the answer to debug=true: the transcript, explanations and
-// verdict, the metrics, and the module (secrets redacted).
-func writeDebug(b *bytes.Buffer, tr *probe.Transcript, o *probe.Outcome, items []collector.Item) {
+// verdict, the metrics (metrics, when they were written already; else
+// written from items), and the module (secrets redacted).
+func writeDebug(b *bytes.Buffer, tr *probe.Transcript, o *probe.Outcome, items []collector.Item, metrics []byte) {
 	// Sized once: a buffer grown by doubling could hold twice the answer.
 	size := 16 << 10
 	for _, l := range tr.Lines {
@@ -181,7 +149,9 @@ func writeDebug(b *bytes.Buffer, tr *probe.Transcript, o *probe.Outcome, items [
 	_, _ = tr.WriteTo(b)
 	probe.WriteReport(b, o)
 	b.WriteString("\n\nMetrics that would have been returned:\n")
-	if err := collector.WriteProbeMetrics(b, items); err != nil {
+	if metrics != nil {
+		b.Write(metrics)
+	} else if err := collector.WriteProbeMetrics(b, items); err != nil {
 		fmt.Fprintf(b, "error writing metrics: %v\n", err)
 	}
 	fmt.Fprintf(b, "\n\nModule configuration (%s):\n", o.Target.Plan.Name)

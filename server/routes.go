@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/smtp-exporter/smtp_exporter/config"
+	"github.com/smtp-exporter/smtp_exporter/smtp"
 )
 
 // Reload reloads the configuration file; a bad file keeps the old one.
@@ -59,8 +60,12 @@ func (s *Server) landingData() LandingData {
 	for i, t := range set.Static {
 		static[i] = StaticTarget{Target: t.Raw, Module: t.Plan.Name}
 	}
-	return LandingData{
+	d := LandingData{
 		Modules: modules, DefaultModule: config.DefaultModuleName,
 		Static: s.history.StaticStatus(static), Recent: s.history.List(), HistoryEnabled: s.history.Enabled(),
 	}
+	if at, err := s.opts.Config.LastReloadError(); err != nil {
+		d.ReloadError, d.ReloadFailedAt = smtp.SafeText(err.Error()), at
+	}
+	return d
 }

@@ -39,3 +39,25 @@ func BenchmarkStaticScrapeHistory(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkProbeHistory measures one /probe (without debug=true) against a
+// fake server, without and with the recent probes' history, which writes
+// the probe's debug text when it ends: what --history.limit costs /probe.
+func BenchmarkProbeHistory(b *testing.B) {
+	srv := smtptest.Start(b, smtptest.OK)
+	for _, limit := range []int{0, 100} {
+		b.Run(fmt.Sprint("history=", limit), func(b *testing.B) {
+			s, _ := newTestServer(b, "modules:\n  default: {helo_name: probe.test}\n", Options{HistoryLimit: limit, HistoryBytes: 8 << 20})
+			h := s.Probe()
+			url := probeURL(srv.Addr, "default")
+			b.ReportAllocs()
+			for b.Loop() {
+				w := &countingWriter{header: http.Header{}}
+				h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, url, nil))
+				if w.code != 0 || w.n == 0 {
+					b.Fatalf("status %d, %d bytes", w.code, w.n)
+				}
+			}
+		})
+	}
+}

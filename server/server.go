@@ -102,8 +102,12 @@ func New(o Options, reg prometheus.Registerer) *Server {
 			}, func() float64 { return float64(s.history.Len()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "smtp_exporter_history_transcript_bytes",
-				Help: "Memory the recent probes' transcripts take (bounded by a budget of its own).",
+				Help: "Bytes of the recent probes' transcripts kept (bounded by a budget of their own).",
 			}, func() float64 { return float64(s.history.TranscriptBytes()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "smtp_exporter_history_bytes",
+				Help: "Memory the recent probes take: each entry's fields, strings and transcript, and the static targets' last results.",
+			}, func() float64 { return float64(s.history.Bytes()) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{
 				Name: "smtp_exporter_reply_tracking_evictions_total",
 				Help: "Reply counter series forgotten, least recently probed first, to stay within the bound.",

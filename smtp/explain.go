@@ -197,7 +197,7 @@ func serverText(r *Reply) string {
 	}
 	text := strings.Join(words, " ")
 	if len(text) > 200 {
-		text = text[:200] + "..."
+		text = cutUTF8(text, 200) + "..."
 	}
 	return text
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // TestExplainSeedReplies covers every reply in the appliance guide the
@@ -107,6 +108,25 @@ func TestExplainFailure(t *testing.T) {
 	for _, reason := range Reasons {
 		if reasonMeaning[reason] == "" {
 			t.Errorf("reason %s has no explanation", reason)
+		}
+	}
+}
+
+// TestExplainCutsOnRuneBoundary: a long reply is clipped before a
+// character, never inside one (issue 19.7): the quoted text stays valid
+// UTF-8 whatever width the character at the cut has.
+func TestExplainCutsOnRuneBoundary(t *testing.T) {
+	for _, ch := range []string{"é", "€", "😀"} {
+		for pad := range 4 {
+			text := strings.Repeat("a", pad) + strings.Repeat(ch, 200)
+			got := Explain(&Reply{Code: 550, Lines: []string{text}})
+			if !utf8.ValidString(got) {
+				t.Errorf("%q x200 after %d bytes: explanation is not valid UTF-8: %q", ch, pad, got)
+			}
+			quoted := got[strings.Index(got, `said: "`)+len(`said: "`) : strings.LastIndex(got, `...".`)]
+			if len(quoted) > 200 || len(quoted) < 200-utf8.UTFMax || !strings.HasPrefix(text, quoted) {
+				t.Errorf("%q x200 after %d bytes: quoted %d bytes, want a prefix of the reply of at most 200", ch, pad, len(quoted))
+			}
 		}
 	}
 }

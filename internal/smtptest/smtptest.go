@@ -4,6 +4,7 @@ package smtptest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"strings"
@@ -34,6 +35,7 @@ const (
 	NotTLS     = "not-tls"     // answers a TLS client hello with plain text
 	ShutDown   = "shutdown"    // greets with 421 4.3.2, answers QUIT with 221
 	Maximal    = "maximal"     // every reply is 128 lines of 4 KiB (the client's limits), EHLO with 127 keywords
+	Slow       = "slow"        // greets after a second, then accepts everything
 )
 
 // maximalReply is a reply of 128 lines of 4096 bytes each, the most a
@@ -69,6 +71,21 @@ func Start(t testing.TB, mode string) *Server {
 // StartOn serves mode on addr (a loopback address) until the test ends.
 func StartOn(t testing.TB, mode, addr string) (*Server, error) {
 	t.Helper()
+	return startOn(t, mode, addr, nil)
+}
+
+// StartSTARTTLS serves OK on 127.0.0.1:0 until the test ends, offering
+// STARTTLS with cfg (its certificate is what the client is shown).
+func StartSTARTTLS(t testing.TB, cfg *tls.Config) *Server {
+	t.Helper()
+	s, err := startOn(t, OK, "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func startOn(t testing.TB, mode, addr string, cfg *tls.Config) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -76,7 +93,7 @@ func StartOn(t testing.TB, mode, addr string) (*Server, error) {
 	f := &Server{Addr: ln.Addr().String()}
 	Serve(t, ln, func(c net.Conn) {
 		f.Accepted.Add(1)
-		serve(c, mode)
+		serve(c, mode, cfg)
 	})
 	return f, nil
 }
@@ -119,7 +136,9 @@ func Serve(t testing.TB, ln net.Listener, handle func(net.Conn)) {
 	})
 }
 
-func serve(c net.Conn, mode string) {
+// serve plays mode on c; with cfg, EHLO offers STARTTLS, which upgrades
+// the connection with cfg.
+func serve(c net.Conn, mode string, cfg *tls.Config) {
 	r := bufio.NewReader(c)
 	buf := make([]byte, 512)
 	switch mode {
@@ -167,6 +186,9 @@ func serve(c net.Conn, mode string) {
 			}
 			c.Write(maximal["250"])
 		}
+	case Slow:
+		time.Sleep(time.Second)
+		c.Write([]byte("220 fake.test ESMTP\r\n"))
 	default:
 		c.Write([]byte("220 fake.test ESMTP\r\n"))
 	}
@@ -177,8 +199,17 @@ func serve(c net.Conn, mode string) {
 		}
 		cmd := strings.ToUpper(strings.TrimSpace(line))
 		switch {
+		case strings.HasPrefix(cmd, "EHLO") && cfg != nil:
+			c.Write([]byte("250-fake.test\r\n250-SIZE 1048576\r\n250-STARTTLS\r\n250 PIPELINING\r\n"))
 		case strings.HasPrefix(cmd, "EHLO"):
 			c.Write([]byte("250-fake.test\r\n250-SIZE 1048576\r\n250-8BITMIME\r\n250 PIPELINING\r\n"))
+		case cmd == "STARTTLS" && cfg != nil:
+			c.Write([]byte("220 2.0.0 Ready to start TLS\r\n"))
+			tc := tls.Server(c, cfg)
+			if tc.Handshake() != nil {
+				return
+			}
+			c, r, cfg = tc, bufio.NewReader(tc), nil
 		case strings.HasPrefix(cmd, "RCPT") && mode == RejectRcpt:
 			c.Write([]byte("550 5.1.1 <nobody@example.org>: Recipient address rejected\r\n"))
 		case cmd == "DATA":
