@@ -66,7 +66,10 @@ func (p *prober) forAddr(a netip.Addr) *prober {
 	}
 	trHost := p.res.Host + " " + a.String()
 	c := &prober{ctx: p.ctx, opts: p.opts, res: &res, start: p.start, tr: p.tr, trHost: trHost,
-		password: p.password, secrets: p.secrets, all: true, addrs: []netip.Addr{a}}
+		password: p.password, all: true, addrs: []netip.Addr{a},
+		// Each dialog adds the secrets it sends (an AUTH blob, a token):
+		// its own list, not an alias of a shared backing array.
+		secrets: secrets{list: slices.Clone(p.secrets.list)}}
 	c.setAddr(a)
 	return c
 }

@@ -85,7 +85,7 @@ func (p *prober) done(err *Error) (*Result, error) {
 // prepare does everything before the dial: the password is read, the host
 // resolved, every address vetted by the policy and one chosen.
 func (p *prober) prepare() *Error {
-	if a := p.opts.Auth; a != nil {
+	if a := p.opts.Auth; a != nil && a.Password != nil {
 		pw, err := a.Password()
 		if err != nil {
 			return &Error{Phase: PhaseAuth, Reason: ReasonConfig, Err: fmt.Errorf("reading the password: %w", err)}
@@ -201,7 +201,7 @@ func (p *prober) politeQuit(failure *Error) {
 		deadline = d
 	}
 	switch failure.Reason {
-	case Reason4xx, Reason5xx, ReasonUnsupported, ReasonExpectation, ReasonDANE:
+	case Reason4xx, Reason5xx, ReasonUnsupported, ReasonExpectation, ReasonDANE, ReasonToken:
 		p.conn.SetDeadline(deadline)
 		_, _ = p.cmd(PhaseQuit, "QUIT", "") // best effort; the failure stands
 	case ReasonProtocol:
