@@ -39,7 +39,7 @@ func (p *prober) bearer(mech string) (bool, *Error) {
 	// The wait for the token is part of the auth phase, reply or not.
 	p.res.Phases = append(p.res.Phases, PhaseResult{Phase: PhaseAuth, Duration: time.Since(t)})
 	if err != nil {
-		return false, &Error{Phase: PhaseAuth, Reason: ReasonToken, Err: fmt.Errorf("no bearer token, AUTH not sent: %w", err)}
+		return false, &Error{Phase: PhaseAuth, Reason: ReasonToken, Err: fmt.Errorf("AUTH not sent: %w", err)}
 	}
 	raw := bearerResponse(mech, a.Username, token)
 	resp := base64.StdEncoding.EncodeToString([]byte(raw))

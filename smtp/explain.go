@@ -236,7 +236,7 @@ var reasonMeaning = map[Reason]string{
 	ReasonConfig:      "the probe could not be prepared",
 	ReasonNullMX:      "the domain publishes a null MX: it accepts no mail",
 	ReasonOverload:    "the exporter had no capacity left for another connection",
-	ReasonToken:       "no OAuth 2.0 bearer token could be had (the token endpoint refused or failed, or the token file is unreadable): AUTH was not sent",
+	ReasonToken:       "no OAuth 2.0 bearer token could be had (the token endpoint refused or failed, or the token file is unreadable)",
 	ReasonAuth:        "the mailbox server refused the delivery check's login (username or password)",
 	ReasonDANE:        "the host's DNSSEC-signed TLSA records (DANE) could not be looked up, or the certificate matches none of them, or the server does not offer the STARTTLS they make mandatory",
 	ReasonMTASTS:      "the domain's MTA-STS policy in enforce mode refuses this MX (no mx pattern matches it, or its certificate does not validate for its name), or the published policy cannot be fetched",
