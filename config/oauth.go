@@ -11,9 +11,13 @@ import (
 	promconfig "github.com/prometheus/common/config"
 )
 
-// The OAuth 2.0 grant types an oauth2 block may name.
+// The OAuth 2.0 grant types an oauth2 block may name: the client
+// credentials grant (RFC 6749 section 4.4, the default), and the JWT bearer
+// grant (RFC 7523 section 2.1, "two-legged OAuth" with an RSA-signed
+// assertion, as Google's service accounts use).
 const (
 	GrantClientCredentials = "client_credentials"
+	GrantJWTBearer         = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 )
 
 // endpointParamsReserved are the token request's parameters that the
@@ -75,7 +79,8 @@ func passwordKey(a *AuthConfig) string {
 }
 
 // validateOAuth2 checks an oauth2 block (prometheus/common's) for the
-// client credentials grant, and refuses what the exporter does not do.
+// client credentials or the JWT bearer grant, and refuses what the exporter
+// does not do.
 func validateOAuth2(o *promconfig.OAuth2) error {
 	if o.ClientID == "" {
 		return errors.New("client_id is required")
@@ -83,21 +88,36 @@ func validateOAuth2(o *promconfig.OAuth2) error {
 	if err := checkTokenURL(o.TokenURL); err != nil {
 		return err
 	}
+	if o.ClientSecretRef != "" || o.ClientCertificateKeyRef != "" {
+		return errors.New("client_secret_ref and client_certificate_key_ref are not supported (there is no secret manager): use client_secret_file or client_certificate_key_file")
+	}
 	switch o.GrantType {
 	case "", GrantClientCredentials:
+		switch {
+		case o.ClientSecret != "" && o.ClientSecretFile != "":
+			return errors.New("at most one of client_secret and client_secret_file")
+		case o.ClientSecret == "" && o.ClientSecretFile == "" && o.TLSConfig.CertFile == "" && o.TLSConfig.Cert == "":
+			return errors.New("client_secret or client_secret_file is required (or a client certificate in tls_config)")
+		}
+		if jwt := jwtBearerKeys(o); jwt != "" {
+			return fmt.Errorf("%s is only for grant_type %s", jwt, GrantJWTBearer)
+		}
+	case GrantJWTBearer:
+		switch {
+		case o.ClientSecret != "" || o.ClientSecretFile != "":
+			return errors.New("client_secret and client_secret_file are not used by the jwt-bearer grant: the assertion is signed with client_certificate_key_file")
+		case o.ClientCertificateKey != "" && o.ClientCertificateKeyFile != "":
+			return errors.New("at most one of client_certificate_key and client_certificate_key_file")
+		case o.ClientCertificateKey == "" && o.ClientCertificateKeyFile == "":
+			return errors.New("client_certificate_key_file (the RSA private key, PEM) is required by the jwt-bearer grant")
+		}
+		switch o.SignatureAlgorithm {
+		case "", "RS256", "RS384", "RS512":
+		default:
+			return fmt.Errorf("signature_algorithm %q: want RS256, RS384 or RS512", o.SignatureAlgorithm)
+		}
 	default:
-		return fmt.Errorf("grant_type %q: want %s", o.GrantType, GrantClientCredentials)
-	}
-	switch {
-	case o.ClientSecretRef != "" || o.ClientCertificateKeyRef != "":
-		return errors.New("client_secret_ref and client_certificate_key_ref are not supported (there is no secret manager): use client_secret_file")
-	case o.ClientSecret != "" && o.ClientSecretFile != "":
-		return errors.New("at most one of client_secret and client_secret_file")
-	case o.ClientSecret == "" && o.ClientSecretFile == "" && o.TLSConfig.CertFile == "" && o.TLSConfig.Cert == "":
-		return errors.New("client_secret or client_secret_file is required (or a client certificate in tls_config)")
-	}
-	if jwt := jwtBearerKeys(o); jwt != "" {
-		return fmt.Errorf("%s is only for grant_type %s", jwt, grantJWTBearerName)
+		return fmt.Errorf("grant_type %q: want %s or %s", o.GrantType, GrantClientCredentials, GrantJWTBearer)
 	}
 	for _, k := range sortedKeys(o.EndpointParams) {
 		for _, r := range endpointParamsReserved {
@@ -108,9 +128,6 @@ func validateOAuth2(o *promconfig.OAuth2) error {
 	}
 	return nil
 }
-
-// grantJWTBearerName is RFC 7523's grant type.
-const grantJWTBearerName = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 // jwtBearerKeys names the first key set that only the JWT bearer grant
 // uses, or "".

@@ -27,6 +27,15 @@ func TestOAuthConfigErrors(t *testing.T) {
 	with := func(extra ...string) []string {
 		return append(append([]string{"mechanism: XOAUTH2"}, oauth2...), extra...)
 	}
+	// jwtBearer is XOAUTH2 with a jwt-bearer oauth2 block and more keys.
+	jwtBearer := func(keys ...string) []string {
+		lines := []string{"mechanism: XOAUTH2", "oauth2:", "  client_id: probe@project.iam.gserviceaccount.com",
+			"  token_url: https://oauth2.googleapis.com/token", "  grant_type: urn:ietf:params:oauth:grant-type:jwt-bearer"}
+		for _, k := range keys {
+			lines = append(lines, "  "+k)
+		}
+		return lines
+	}
 	for _, tc := range []struct {
 		name string
 		auth []string
@@ -64,9 +73,20 @@ func TestOAuthConfigErrors(t *testing.T) {
 		{"two secrets", with("  client_secret_file: f"),
 			`module "o365": auth: oauth2: at most one of client_secret and client_secret_file`},
 		{"secret manager", with("  client_secret_ref: vault"),
-			`module "o365": auth: oauth2: client_secret_ref and client_certificate_key_ref are not supported (there is no secret manager): use client_secret_file`},
+			`module "o365": auth: oauth2: client_secret_ref and client_certificate_key_ref are not supported (there is no secret manager): use client_secret_file or client_certificate_key_file`},
 		{"another grant", with("  grant_type: password"),
-			`module "o365": auth: oauth2: grant_type "password": want client_credentials`},
+			`module "o365": auth: oauth2: grant_type "password": want client_credentials or urn:ietf:params:oauth:grant-type:jwt-bearer`},
+		{"jwt-bearer keys with client credentials", with("  claims: {sub: relay@example.org}"),
+			`module "o365": auth: oauth2: claims is only for grant_type urn:ietf:params:oauth:grant-type:jwt-bearer`},
+		{"jwt-bearer", jwtBearer("client_certificate_key_file: sa.pem", "claims: {sub: relay@example.org}", "signature_algorithm: RS256"), ""},
+		{"jwt-bearer without a key", jwtBearer(),
+			`module "o365": auth: oauth2: client_certificate_key_file (the RSA private key, PEM) is required by the jwt-bearer grant`},
+		{"jwt-bearer with a client secret", jwtBearer("client_certificate_key_file: sa.pem", "client_secret: s"),
+			`module "o365": auth: oauth2: client_secret and client_secret_file are not used by the jwt-bearer grant: the assertion is signed with client_certificate_key_file`},
+		{"jwt-bearer with two keys", jwtBearer("client_certificate_key_file: sa.pem", "client_certificate_key: k"),
+			`module "o365": auth: oauth2: at most one of client_certificate_key and client_certificate_key_file`},
+		{"jwt-bearer with ES256", jwtBearer("client_certificate_key_file: sa.pem", "signature_algorithm: ES256"),
+			`module "o365": auth: oauth2: signature_algorithm "ES256": want RS256, RS384 or RS512`},
 		{"reserved endpoint param", with("  endpoint_params: {resource: r, Scope: x}"),
 			`module "o365": auth: oauth2: endpoint_params: "Scope" is set by the exporter (use client_id, client_secret and scopes)`},
 		{"misspelt key inside oauth2", with("  client_secrt: x"),
@@ -93,12 +113,14 @@ func TestOAuthConfigRendering(t *testing.T) {
 		"  proxy_connect_header: {Proxy-Authorization: [Bearer pr0xy-t0ken]}",
 		"  tls_config: {ca_file: ca.pem}")+
 		"  file:\n    tls: implicit\n    auth: {username: u, mechanism: OAUTHBEARER, bearer_token_file: tokens/smtp}\n"+
-		"  secret_file:\n    tls: implicit\n    auth: {username: u, mechanism: XOAUTH2, oauth2: {client_id: a, client_secret_file: secret, token_url: 'https://l.example/t'}}\n"), "/etc/smtp_exporter")
+		"  secret_file:\n    tls: implicit\n    auth: {username: u, mechanism: XOAUTH2, oauth2: {client_id: a, client_secret_file: secret, token_url: 'https://l.example/t'}}\n"+
+		"  google:\n    tls: implicit\n    auth: {username: u, mechanism: XOAUTH2, oauth2: {client_id: a, grant_type: '"+GrantJWTBearer+"', client_certificate_key_file: sa.pem, token_url: 'https://l.example/t'}}\n"+
+		"  google_inline:\n    tls: implicit\n    auth: {username: u, mechanism: XOAUTH2, oauth2: {client_id: a, grant_type: '"+GrantJWTBearer+"', client_certificate_key: pr1vate-k3y, token_url: 'https://l.example/t'}}\n"), "/etc/smtp_exporter")
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := c.String()
-	for _, secret := range []string{"cl13nt-s3cr3t", "pr0xy-pw", "pr0xy-t0ken"} {
+	for _, secret := range []string{"cl13nt-s3cr3t", "pr0xy-pw", "pr0xy-t0ken", "pr1vate-k3y"} {
 		if strings.Contains(out, secret) {
 			t.Errorf("/config shows %q:\n%s", secret, out)
 		}
@@ -114,5 +136,8 @@ func TestOAuthConfigRendering(t *testing.T) {
 	}
 	if got := c.Modules["secret_file"].Auth.OAuth2.ClientSecretFile; got != "/etc/smtp_exporter/secret" {
 		t.Errorf("client_secret_file = %q", got)
+	}
+	if got := c.Modules["google"].Auth.OAuth2.ClientCertificateKeyFile; got != "/etc/smtp_exporter/sa.pem" {
+		t.Errorf("client_certificate_key_file = %q", got)
 	}
 }

@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	promconfig "github.com/prometheus/common/config"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -54,8 +56,10 @@ func tokenFunc(a *config.AuthConfig) (func(context.Context) (string, string, err
 }
 
 // oauthSource hands out a module's OAuth 2.0 access token, got from its
-// token endpoint by the client credentials grant (RFC 6749 section 4.4)
-// through golang.org/x/oauth2. The token is cached and reused until
+// token endpoint by the client credentials grant (RFC 6749 section 4.4,
+// golang.org/x/oauth2's clientcredentials) or the JWT bearer grant (RFC 7523,
+// prometheus/common's JwtGrantTypeConfig: an assertion signed with the
+// client's RSA key, as Google's service accounts use). The token is cached and reused until
 // tokenRefreshEarly before it expires, so the endpoint is asked once per
 // token lifetime, not once per probe; a token without expires_in is kept
 // until the configuration is reloaded. One request is made at a time, with
@@ -66,10 +70,14 @@ func tokenFunc(a *config.AuthConfig) (func(context.Context) (string, string, err
 // configured. Safe for concurrent use.
 type oauthSource struct {
 	tokenURL string
-	grant    *clientcredentials.Config // ClientSecret set from secret before each request
-	secret   func() (string, error)    // the client secret: inline, or the file read at each request
-	client   *http.Client
-	now      func() time.Time
+	clientID string
+	// credential is the client secret (client credentials) or the private
+	// key (JWT bearer): inline, or the file read at each request.
+	credential func() (string, error)
+	// grant is the grant to ask with, given the credential as it is now.
+	grant  func(credential string) tokenGrant
+	client *http.Client
+	now    func() time.Time
 
 	sem      chan struct{} // held while the cache is read or a request made
 	tok      *oauth2.Token // guarded by sem
@@ -77,11 +85,17 @@ type oauthSource struct {
 	failures atomic.Uint64 // requests that failed so far
 }
 
+// tokenGrant is a configured grant: clientcredentials.Config or
+// promconfig.JwtGrantTypeConfig. Each TokenSource asks the endpoint once,
+// with the context's HTTP client.
+type tokenGrant interface {
+	TokenSource(ctx context.Context) oauth2.TokenSource
+}
+
+// MaxPrivateKeyFileSize bounds a client_certificate_key_file (a PEM key).
+const MaxPrivateKeyFileSize = 64 << 10
+
 func newOAuthSource(o *promconfig.OAuth2) (*oauthSource, error) {
-	secret, err := secretFunc("client_secret_file", o.ClientSecret, o.ClientSecretFile)
-	if err != nil {
-		return nil, err
-	}
 	client, err := oauthHTTPClient(o)
 	if err != nil {
 		return nil, err
@@ -90,14 +104,57 @@ func newOAuthSource(o *promconfig.OAuth2) (*oauthSource, error) {
 	for k, v := range o.EndpointParams {
 		params.Set(k, v)
 	}
-	return &oauthSource{
-		tokenURL: o.TokenURL,
-		grant:    &clientcredentials.Config{ClientID: o.ClientID, TokenURL: o.TokenURL, Scopes: o.Scopes, EndpointParams: params},
-		secret:   secret,
-		client:   client,
-		now:      time.Now,
-		sem:      make(chan struct{}, 1),
-	}, nil
+	s := &oauthSource{tokenURL: o.TokenURL, clientID: o.ClientID, client: client, now: time.Now, sem: make(chan struct{}, 1)}
+	if o.GrantType == config.GrantJWTBearer {
+		if s.credential, err = privateKeyFunc(o); err != nil {
+			return nil, err
+		}
+		alg := map[string]*jwt.SigningMethodRSA{"RS384": jwt.SigningMethodRS384, "RS512": jwt.SigningMethodRS512}[o.SignatureAlgorithm]
+		if alg == nil {
+			alg = jwt.SigningMethodRS256
+		}
+		// As Prometheus does it: iss defaults to client_id, sub is
+		// client_id unless claims say otherwise.
+		s.grant = func(key string) tokenGrant {
+			return &promconfig.JwtGrantTypeConfig{Iss: cmp.Or(o.Iss, o.ClientID), PrivateKey: []byte(key), PrivateKeyID: o.ClientCertificateKeyID,
+				SigningAlgorithm: alg, Subject: o.ClientID, Scopes: o.Scopes, TokenURL: o.TokenURL, EndpointParams: params,
+				Audience: o.Audience, PrivateClaims: o.Claims}
+		}
+		return s, nil
+	}
+	if s.credential, err = secretFunc("client_secret_file", o.ClientSecret, o.ClientSecretFile); err != nil {
+		return nil, err
+	}
+	// One Config for the source's life: it remembers how the endpoint
+	// takes the secret (Authorization header or form).
+	cc := &clientcredentials.Config{ClientID: o.ClientID, TokenURL: o.TokenURL, Scopes: o.Scopes, EndpointParams: params}
+	s.grant = func(secret string) tokenGrant {
+		cc.ClientSecret = secret
+		return cc
+	}
+	return s, nil
+}
+
+// privateKeyFunc returns the jwt-bearer grant's RSA private key (PEM),
+// inline or read from file at every call; it is checked once now.
+func privateKeyFunc(o *promconfig.OAuth2) (func() (string, error), error) {
+	read := func() (string, error) { return string(o.ClientCertificateKey), nil }
+	key := "client_certificate_key"
+	if file := o.ClientCertificateKeyFile; file != "" {
+		key += "_file"
+		read = func() (string, error) {
+			b, err := readRegularFile("client_certificate_key_file", file, MaxPrivateKeyFileSize)
+			return string(b), err
+		}
+	}
+	pem, err := read()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := jwt.ParseRSAPrivateKeyFromPEM([]byte(pem)); err != nil {
+		return nil, fmt.Errorf("%s: not an RSA private key in PEM: %w", key, err)
+	}
+	return read, nil
 }
 
 // oauthHTTPClient is the client that asks the token endpoint: the oauth2
@@ -158,17 +215,24 @@ func validity(t *oauth2.Token, now time.Time) string {
 	return fmt.Sprintf(", valid for %s", t.Expiry.Sub(now).Round(time.Second))
 }
 
-// fetch asks the token endpoint, with the client secret as it is now.
+// fetch asks the token endpoint, with the credential as it is now, within
+// ctx's deadline (the client's timeout too: the JWT grant's request does not
+// take the context).
 func (s *oauthSource) fetch(ctx context.Context) (*oauth2.Token, error) {
-	secret, err := s.secret()
+	credential, err := s.credential()
 	if err != nil {
 		return nil, err
 	}
-	s.grant.ClientSecret = secret
+	client := s.client
+	if deadline, ok := ctx.Deadline(); ok {
+		c := *s.client
+		c.Timeout = max(time.Until(deadline), time.Nanosecond) // 0 would be none
+		client = &c
+	}
 	asked := s.now()
-	t, err := s.grant.Token(context.WithValue(ctx, oauth2.HTTPClient, s.client))
+	t, err := s.grant(credential).TokenSource(context.WithValue(ctx, oauth2.HTTPClient, client)).Token()
 	if err != nil {
-		return nil, s.explain(err, secret)
+		return nil, s.explain(err, credential)
 	}
 	if !t.Expiry.IsZero() {
 		// x/oauth2 counts expires_in from the answer; count it from the
@@ -201,7 +265,7 @@ func (s *oauthSource) explain(err error, secret string) error {
 		text = fmt.Sprintf("token endpoint %s: %v", s.tokenURL, err)
 	}
 	if secret != "" {
-		id := url.QueryEscape(s.grant.ClientID)
+		id := url.QueryEscape(s.clientID)
 		for _, form := range []string{
 			base64.StdEncoding.EncodeToString([]byte(id + ":" + url.QueryEscape(secret))), // Authorization: Basic
 			url.QueryEscape(secret), // client_secret= in the form

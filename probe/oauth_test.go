@@ -3,6 +3,11 @@ package probe
 import (
 	"bufio"
 	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
@@ -20,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	promconfig "github.com/prometheus/common/config"
 
 	"github.com/smtp-exporter/smtp_exporter/config"
 	"github.com/smtp-exporter/smtp_exporter/smtp"
@@ -460,4 +467,153 @@ func startXOAUTH2Server(t *testing.T) (string, <-chan string) {
 	})
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	return ln.Addr().String(), lines
+}
+
+// TestOAuthJWTBearer: the jwt-bearer grant (RFC 7523) as Google's service
+// accounts use it: an RS256 assertion with iss (client_id), sub (from
+// claims: the mailbox to act for), aud (the token URL), scope, iat and exp,
+// signed with the key from client_certificate_key_file; the token cached
+// like the client credentials grant's.
+func TestOAuthJWTBearer(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "sa.pem")
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var requests atomic.Int32
+	problems := make(chan string, 16)
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		_ = r.ParseForm()
+		if g := r.PostForm.Get("grant_type"); g != config.GrantJWTBearer {
+			problems <- "grant_type " + g
+		}
+		claims, err := verifyRS256(&key.PublicKey, r.PostForm.Get("assertion"), "sa-key-1")
+		if err != nil {
+			problems <- err.Error()
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		now := float64(time.Now().Unix())
+		if claims["iss"] != "probe@project.iam.gserviceaccount.com" || claims["sub"] != "relay@example.org" || claims["aud"] != srv.URL+"/token" ||
+			claims["scope"] != "https://mail.google.com/" || claims["iat"].(float64) > now+1 || claims["exp"].(float64) <= now {
+			problems <- fmt.Sprintf("claims %v", claims)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"access_token": "ya29.google-like-token", "token_type": "Bearer", "expires_in": 3599})
+	}))
+	defer srv.Close()
+	c, err := config.Parse([]byte(`modules:
+  gmail:
+    tls: starttls
+    auth:
+      username: relay@example.org
+      mechanism: XOAUTH2
+      oauth2:
+        client_id: probe@project.iam.gserviceaccount.com
+        grant_type: urn:ietf:params:oauth:grant-type:jwt-bearer
+        client_certificate_key_file: sa.pem
+        client_certificate_key_id: sa-key-1
+        token_url: `+srv.URL+`/token
+        scopes: [https://mail.google.com/]
+        claims: {sub: relay@example.org}
+`), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newOAuthSource(c.Modules["gmail"].Auth.OAuth2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if token, _, err := s.Token(t.Context()); err != nil || token != "ya29.google-like-token" {
+			t.Fatalf("Token = %q, %v", token, err)
+		}
+	}
+	close(problems)
+	for p := range problems {
+		t.Errorf("token request: %s", p)
+	}
+	if n := requests.Load(); n != 1 {
+		t.Errorf("3 probes made %d token requests, want 1", n)
+	}
+
+	// A file that holds no RSA key is refused at load.
+	if err := os.WriteFile(keyFile, []byte("not a key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newOAuthSource(c.Modules["gmail"].Auth.OAuth2); err == nil || !strings.HasPrefix(err.Error(), "client_certificate_key_file: not an RSA private key in PEM") {
+		t.Errorf("a bad key file: %v", err)
+	}
+}
+
+// verifyRS256 checks a JWT's RS256 signature and kid, and returns its claims.
+func verifyRS256(pub *rsa.PublicKey, token, kid string) (map[string]any, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("assertion %q is not a JWT", token)
+	}
+	var header map[string]any
+	var claims map[string]any
+	for i, v := range []*map[string]any{&header, &claims} {
+		b, err := base64.RawURLEncoding.DecodeString(parts[i])
+		if err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(b, v); err != nil {
+			return nil, err
+		}
+	}
+	if header["alg"] != "RS256" || header["kid"] != kid {
+		return nil, fmt.Errorf("header %v", header)
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		return nil, err
+	}
+	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], sig); err != nil {
+		return nil, fmt.Errorf("signature: %w", err)
+	}
+	return claims, nil
+}
+
+// TestOAuthJWTBearerWithinDeadline: the JWT grant's request does not take
+// the probe's context; the client's timeout bounds it instead.
+func TestOAuthJWTBearerWithinDeadline(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	stop := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		select {
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	}))
+	defer srv.Close()
+	defer close(stop)
+	s, err := newOAuthSource(&promconfig.OAuth2{ClientID: "sa", GrantType: config.GrantJWTBearer, TokenURL: srv.URL + "/token",
+		ClientCertificateKey: promconfig.Secret(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, _, err := s.Token(ctx); err == nil || !strings.Contains(err.Error(), "Client.Timeout exceeded") {
+		t.Errorf("err = %v, want the client's timeout", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Token took %s past a 300ms deadline", d)
+	}
 }
