@@ -617,3 +617,32 @@ func TestOAuthJWTBearerWithinDeadline(t *testing.T) {
 		t.Errorf("Token took %s past a 300ms deadline", d)
 	}
 }
+
+// BenchmarkOAuthTokenCached is what a probe pays for its token while one is
+// cached: no request, a channel send and receive and a time check.
+func BenchmarkOAuthTokenCached(b *testing.B) {
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		requests.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"access_token":"cached-token","token_type":"Bearer","expires_in":3600}`)
+	}))
+	defer srv.Close()
+	s, err := newOAuthSource(&promconfig.OAuth2{ClientID: "a", ClientSecret: "s3cr3t", TokenURL: srv.URL + "/token"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := b.Context()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if token, _, err := s.Token(ctx); err != nil || token != "cached-token" {
+				b.Errorf("Token = %q, %v", token, err)
+				return
+			}
+		}
+	})
+	if n := requests.Load(); n != 1 {
+		b.Errorf("%d token requests, want 1", n)
+	}
+}
