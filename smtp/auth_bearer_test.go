@@ -188,24 +188,7 @@ func TestBearerEchoScrubbed(t *testing.T) {
 			if sr := srv.wait(t); sr.err != nil {
 				t.Fatalf("server: %v", sr.err)
 			}
-			kept := []string{err2s(err), strings.Join(transcript, "\n")}
-			if res.Err != nil {
-				kept = append(kept, res.Err.Error(), ExplainFailure(res.Err))
-			}
-			for _, ph := range res.Phases {
-				if ph.Reply != nil {
-					kept = append(kept, ph.Reply.String(), Explain(ph.Reply))
-				}
-			}
-			all := strings.Join(kept, "\n")
-			for _, secret := range []string{testToken, resp, SafeText(raw)} {
-				if strings.Contains(all, secret) {
-					t.Errorf("secret %q is in what the probe kept:\n%s", secret, all)
-				}
-			}
-			if !strings.Contains(all, redacted) {
-				t.Errorf("nothing shows %s:\n%s", redacted, all)
-			}
+			checkKeptScrubbed(t, res, err, transcript, []string{testToken, resp, SafeText(raw)})
 		})
 	}
 }
