@@ -63,7 +63,9 @@ type Module struct {
 	MTASTSTLSConfig promconfig.TLSConfig `yaml:"mta_sts_tls_config,omitempty"`
 }
 
-// AuthConfig holds AUTH credentials. The password is a Secret: it is never
+// AuthConfig holds AUTH credentials: a password (PLAIN, LOGIN, CRAM-MD5) or
+// an OAuth 2.0 bearer token (XOAUTH2, OAUTHBEARER) from a token endpoint
+// (OAuth2, prometheus/common's block) or a file. Secrets are Secret: never
 // printed. Targets binds the credentials to the servers they belong to.
 type AuthConfig struct {
 	Username       string            `yaml:"username"`
@@ -71,6 +73,11 @@ type AuthConfig struct {
 	PasswordFile   string            `yaml:"password_file,omitempty"`
 	Mechanism      string            `yaml:"mechanism,omitempty"`
 	AllowPlaintext bool              `yaml:"allow_plaintext,omitempty"`
+	// OAuth2 gets the token by the client credentials grant.
+	OAuth2 *promconfig.OAuth2 `yaml:"oauth2,omitempty"`
+	// BearerTokenFile holds a token that something else keeps fresh; it
+	// is read at every probe.
+	BearerTokenFile string `yaml:"bearer_token_file,omitempty"`
 	// Targets lists, besides the static targets of the module, where /probe
 	// may send these credentials: host, host:port or *.example.org.
 	Targets []string `yaml:"targets,omitempty"`
@@ -299,16 +306,8 @@ func (a *AuthConfig) UnmarshalYAML(unmarshal func(any) error) error {
 	if strings.ContainsFunc(a.Username, func(r rune) bool { return r < 0x20 || r == 0x7f || r == ' ' }) {
 		return errors.New("auth: username contains a space or a control character")
 	}
-	switch {
-	case a.Password != "" && a.PasswordFile != "":
-		return errors.New("auth: at most one of password and password_file")
-	case a.Password == "" && a.PasswordFile == "":
-		return errors.New("auth: password or password_file is required")
-	}
-	switch strings.ToUpper(a.Mechanism) {
-	case "", "PLAIN", "LOGIN", "CRAM-MD5":
-	default:
-		return fmt.Errorf("auth: mechanism %q: want PLAIN, LOGIN or CRAM-MD5", a.Mechanism)
+	if err := a.validateCredentials(); err != nil {
+		return err
 	}
 	for i, t := range a.Targets {
 		if _, err := ParsePattern(t, true); err != nil {
@@ -441,8 +440,8 @@ func Parse(data []byte, dir string) (*Config, error) {
 	for _, m := range c.Modules {
 		m.TLSConfig.SetDirectory(dir)
 		m.MTASTSTLSConfig.SetDirectory(dir)
-		if m.Auth != nil && m.Auth.PasswordFile != "" {
-			m.Auth.PasswordFile = promconfig.JoinDir(dir, m.Auth.PasswordFile)
+		if m.Auth != nil {
+			m.Auth.setDirectory(dir)
 		}
 		if d := m.DeliveryCheck; d != nil {
 			d.TLSConfig.SetDirectory(dir)

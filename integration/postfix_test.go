@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net"
 	"os"
@@ -42,6 +43,10 @@ type postfix struct {
 	// imapPlain (STARTTLS offered) and imapImplicit (IMAPS) are its listeners.
 	imap                    bool
 	imapPlain, imapImplicit string
+	// oauthKey, when set, is the HS256 key with which Dovecot's oauth2
+	// passdb validates XOAUTH2 and OAUTHBEARER tokens itself (see
+	// dovecotOAuth).
+	oauthKey []byte
 }
 
 func (p *postfix) maildir() string { return filepath.Join(p.dir, "mail", "sink", "new") }
@@ -78,19 +83,29 @@ func requirePostfix(t *testing.T) {
 // and removed when the test ends.
 func startPostfix(t *testing.T) *postfix {
 	t.Helper()
-	return startPostfixWith(t, false)
+	return startPostfixWith(t, &postfix{})
 }
 
 // startPostfixIMAP starts an instance whose Dovecot also takes inboxAddr's
 // mail over LMTP and serves it over IMAP on loopback.
 func startPostfixIMAP(t *testing.T) *postfix {
 	t.Helper()
-	return startPostfixWith(t, true)
+	return startPostfixWith(t, &postfix{imap: true})
 }
 
-func startPostfixWith(t *testing.T, withIMAP bool) *postfix {
+// startPostfixOAuth starts an instance whose submission listener also takes
+// AUTH XOAUTH2 and OAUTHBEARER with JWTs signed with key (HS256).
+func startPostfixOAuth(t *testing.T, key []byte) *postfix {
+	t.Helper()
+	return startPostfixWith(t, &postfix{oauthKey: key})
+}
+
+// startPostfixWith starts the instance that p's options (imap, oauthKey)
+// describe.
+func startPostfixWith(t *testing.T, p *postfix) *postfix {
 	t.Helper()
 	requirePostfix(t)
+	withIMAP := p.imap
 	if withIMAP {
 		requireIMAP(t)
 	}
@@ -98,7 +113,7 @@ func startPostfixWith(t *testing.T, withIMAP bool) *postfix {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &postfix{dir: dir, imap: withIMAP}
+	p.dir = dir
 	for _, d := range []string{"etc", "queue", "data", "mail", "dovecot", "tls", "vmail"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
@@ -328,7 +343,7 @@ service auth {
     mode = 0666
   }
 }
-`, d)+p.dovecotIMAP())
+`, d)+p.dovecotIMAP()+p.dovecotOAuth(t))
 	// Dovecot's daemons inherit stdout and stderr: a pipe there would never
 	// close, so its start-up errors go to a file.
 	out, err := os.Create(filepath.Join(d, "start.log"))
@@ -445,4 +460,34 @@ func waitListening(t *testing.T, addr string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// dovecotOAuth is the part of the Dovecot config that validates XOAUTH2
+// and OAUTHBEARER tokens: an oauth2 passdb checking the JWTs locally
+// (introspection_mode = local) with the HS256 key from a dictionary of
+// files. The key of a token without azp and kid is looked up at
+// shared/default/HS256/default, base64; the token's sub must be the user
+// name. Empty without oauthKey.
+func (p *postfix) dovecotOAuth(t *testing.T) string {
+	if p.oauthKey == nil {
+		return ""
+	}
+	d := filepath.Join(p.dir, "dovecot")
+	keyDir := filepath.Join(d, "keys", "default", "HS256")
+	if err := os.MkdirAll(keyDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(keyDir, "default"), base64.StdEncoding.EncodeToString(p.oauthKey))
+	write(t, filepath.Join(d, "oauth2.conf"), fmt.Sprintf(`introspection_mode = local
+local_validation_key_dict = fs:posix:prefix=%s/keys/
+username_attribute = sub
+`, d))
+	return fmt.Sprintf(`# OAuth 2.0 bearer tokens, validated locally
+auth_mechanisms = plain login cram-md5 xoauth2 oauthbearer
+passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = %s/oauth2.conf
+}
+`, d)
 }

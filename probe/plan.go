@@ -180,11 +180,16 @@ func newPlan(name string, m *config.Module) (*Plan, error) {
 		}
 	}
 	if a := m.Auth; a != nil {
-		password, err := passwordFunc(a.Password, a.PasswordFile)
+		o.Auth = &smtp.Auth{Username: a.Username, Mechanism: a.Mechanism, AllowPlaintext: a.AllowPlaintext}
+		token, err := tokenFunc(a)
 		if err != nil {
 			return nil, fmt.Errorf("auth: %w", err)
 		}
-		o.Auth = &smtp.Auth{Username: a.Username, Mechanism: a.Mechanism, AllowPlaintext: a.AllowPlaintext, Password: password}
+		if o.Auth.Token = token; token == nil {
+			if o.Auth.Password, err = passwordFunc(a.Password, a.PasswordFile); err != nil {
+				return nil, fmt.Errorf("auth: %w", err)
+			}
+		}
 		p.authTargets = make([]config.Pattern, 0, len(a.Targets))
 		for _, t := range a.Targets {
 			pat, err := config.ParsePattern(t, true)
@@ -228,13 +233,18 @@ func newPlan(name string, m *config.Module) (*Plan, error) {
 // passwordFunc returns the password, inline or read from file at every call
 // (rotation needs no reload); a file is checked once now.
 func passwordFunc(inline promconfig.Secret, file string) (func() (string, error), error) {
+	return secretFunc("password_file", inline, file)
+}
+
+// secretFunc is passwordFunc for the secret of the config's fileKey.
+func secretFunc(fileKey string, inline promconfig.Secret, file string) (func() (string, error), error) {
 	if file == "" {
 		return func() (string, error) { return string(inline), nil }, nil
 	}
-	if _, err := readPasswordFile(file); err != nil {
+	if _, err := readSecretFile(fileKey, file, MaxPasswordFileSize); err != nil {
 		return nil, err
 	}
-	return func() (string, error) { return readPasswordFile(file) }, nil
+	return func() (string, error) { return readSecretFile(fileKey, file, MaxPasswordFileSize) }, nil
 }
 
 func newDeliveryCheck(d *config.DeliveryCheck) (*delivery.Check, error) {

@@ -58,6 +58,8 @@ func (p *prober) auth() (bool, *Error) {
 	var r *Reply
 	var err *Error
 	switch mech {
+	case "XOAUTH2", "OAUTHBEARER":
+		return p.bearer(mech)
 	case "PLAIN":
 		resp := base64.StdEncoding.EncodeToString([]byte("\x00" + a.Username + "\x00" + p.password))
 		p.secrets.add(resp)

@@ -52,12 +52,13 @@ const (
 	ReasonConfig      Reason = "config"      // the probe could not be prepared (e.g. an unreadable password_file)
 	ReasonNullMX      Reason = "null_mx"     // the domain publishes a null MX (RFC 7505): it accepts no mail
 	ReasonOverload    Reason = "overload"    // the caller's admission (Options.Admit) refused the connection
+	ReasonToken       Reason = "token"       // no bearer token for XOAUTH2 or OAUTHBEARER (Auth.Token failed); AUTH was not sent
 )
 
 // Reasons lists every failure reason of a dialog. Callers add reasons of
 // their own (a TLSCheck's, say), with ExplainFailureAs to explain them.
 var Reasons = []Reason{ReasonResolve, ReasonConnect, ReasonTimeout, ReasonTLS, ReasonClosed, ReasonProtocol,
-	Reason4xx, Reason5xx, ReasonUnsupported, ReasonExpectation, ReasonPolicy, ReasonConfig, ReasonNullMX, ReasonOverload}
+	Reason4xx, Reason5xx, ReasonUnsupported, ReasonExpectation, ReasonPolicy, ReasonConfig, ReasonNullMX, ReasonOverload, ReasonToken}
 
 // Error is the failure of a probe: the phase it failed in, why, and the reply
 // that decided it when one came.

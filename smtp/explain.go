@@ -242,4 +242,5 @@ var reasonMeaning = map[Reason]string{
 	ReasonConfig:      "the probe could not be prepared",
 	ReasonNullMX:      "the domain publishes a null MX: it accepts no mail",
 	ReasonOverload:    "the exporter had no capacity left for another connection",
+	ReasonToken:       "no OAuth 2.0 bearer token could be had (the token endpoint refused or failed, or the token file is unreadable)",
 }

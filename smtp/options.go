@@ -25,14 +25,25 @@ const DefaultTimeout = 10 * time.Second
 // within the probe's deadline.
 const quitBudget = time.Second
 
-// Auth holds AUTH credentials. Password is called once per probe, before the
-// connection is made, so a password file can be read (and rotated) at probe time.
+// Auth holds AUTH credentials: a Password for PLAIN, LOGIN and CRAM-MD5, or
+// a Token for XOAUTH2 and OAUTHBEARER, never both.
 type Auth struct {
 	Username string
+	// Password is called once per probe, before the connection is made, so
+	// a password file can be read (and rotated) at probe time.
 	Password func() (string, error)
-	// Mechanism is PLAIN, LOGIN or CRAM-MD5; empty picks the best one
-	// offered: inside TLS PLAIN, then LOGIN, then CRAM-MD5; without TLS
-	// (AllowPlaintext) CRAM-MD5 first, as it does not send the password.
+	// Token returns the OAuth 2.0 bearer token for XOAUTH2 and OAUTHBEARER
+	// (RFC 7628), and a note for the transcript saying where it came from.
+	// It is called with the probe's context once per dialog, after EHLO
+	// (and STARTTLS) when the mechanism is offered, right before AUTH. An
+	// error fails the probe in phase auth with ReasonToken, and AUTH is
+	// not sent. Token must be safe for concurrent use.
+	Token func(ctx context.Context) (token, note string, err error)
+	// Mechanism is PLAIN, LOGIN or CRAM-MD5 (with Password), or XOAUTH2 or
+	// OAUTHBEARER (with Token, required then). Empty, with Password, picks
+	// the best one offered: inside TLS PLAIN, then LOGIN, then CRAM-MD5;
+	// without TLS (AllowPlaintext) CRAM-MD5 first, as it does not send the
+	// password.
 	Mechanism string
 	// AllowPlaintext permits credentials over a connection without TLS.
 	AllowPlaintext bool

@@ -87,7 +87,7 @@ func (p *prober) done(err *Error) (*Result, error) {
 // prepare does everything before the dial: the password is read, the host
 // resolved, every address vetted by the policy and one chosen.
 func (p *prober) prepare() *Error {
-	if a := p.opts.Auth; a != nil {
+	if a := p.opts.Auth; a != nil && a.Password != nil {
 		pw, err := a.Password()
 		if err != nil {
 			return &Error{Phase: PhaseAuth, Reason: ReasonConfig, Err: fmt.Errorf("reading the password: %w", err)}
@@ -203,7 +203,7 @@ func (p *prober) politeQuit(failure *Error) {
 		deadline = d
 	}
 	switch r := failure.Reason; {
-	case r == Reason4xx, r == Reason5xx, r == ReasonUnsupported, r == ReasonExpectation, p.hooked:
+	case r == Reason4xx, r == Reason5xx, r == ReasonUnsupported, r == ReasonExpectation, r == ReasonToken, p.hooked:
 		// The dialog is in step (p.hooked: the caller's TLSCheck refused it).
 		p.conn.SetDeadline(deadline)
 		_, _ = p.cmd(PhaseQuit, "QUIT", "") // best effort; the failure stands

@@ -54,27 +54,36 @@ func TestEchoedSecretsScrubbed(t *testing.T) {
 			opts.Auth = &Auth{Username: testUser, Password: func() (string, error) { return testPassword, nil }, Mechanism: tc.mechanism}
 			opts.Transcript = func(l TranscriptLine) { transcript = append(transcript, l.String()) }
 			res, err := probeFake(t, srv, opts, 10*time.Second)
-			kept := []string{err2s(err), strings.Join(transcript, "\n")}
-			if res.Err != nil {
-				kept = append(kept, res.Err.Error(), ExplainFailure(res.Err))
-			}
-			for _, ph := range res.Phases {
-				if ph.Reply != nil {
-					kept = append(kept, ph.Reply.String(), Explain(ph.Reply))
-				}
-			}
-			for k := range res.Extensions {
-				kept = append(kept, k+" "+res.Extensions[k])
-			}
-			all := strings.Join(kept, "\n")
-			for _, secret := range secretList {
-				if strings.Contains(all, secret) {
-					t.Errorf("secret %q is in what the probe kept:\n%s", secret, all)
-				}
-			}
-			if !strings.Contains(all, redacted) {
-				t.Errorf("nothing shows %s:\n%s", redacted, all)
-			}
+			checkKeptScrubbed(t, res, err, transcript, secretList)
 		})
+	}
+}
+
+// checkKeptScrubbed fails the test if any of secrets is in what the probe
+// kept or showed (the error, the transcript, the Result's error and replies
+// with their explanations, the EHLO keywords), or if nothing shows
+// <redacted>.
+func checkKeptScrubbed(t *testing.T, res *Result, err error, transcript []string, secrets []string) {
+	t.Helper()
+	kept := []string{err2s(err), strings.Join(transcript, "\n")}
+	if res.Err != nil {
+		kept = append(kept, res.Err.Error(), ExplainFailure(res.Err))
+	}
+	for _, ph := range res.Phases {
+		if ph.Reply != nil {
+			kept = append(kept, ph.Reply.String(), Explain(ph.Reply))
+		}
+	}
+	for k := range res.Extensions {
+		kept = append(kept, k+" "+res.Extensions[k])
+	}
+	all := strings.Join(kept, "\n")
+	for _, secret := range secrets {
+		if strings.Contains(all, secret) {
+			t.Errorf("secret %q is in what the probe kept:\n%s", secret, all)
+		}
+	}
+	if !strings.Contains(all, redacted) {
+		t.Errorf("nothing shows %s:\n%s", redacted, all)
 	}
 }

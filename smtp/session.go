@@ -78,7 +78,10 @@ func (s *Session) ForAddr(a netip.Addr, tag string) *Session {
 	res := *p.res
 	res.Phases = slices.Clone(p.res.Phases)
 	c := &prober{ctx: p.ctx, opts: p.opts, res: &res, start: p.start, tr: p.tr, trHost: tag,
-		password: p.password, secrets: p.secrets, tlsCheck: p.tlsCheck, all: true, addrs: []netip.Addr{a}}
+		password: p.password, tlsCheck: p.tlsCheck, all: true, addrs: []netip.Addr{a},
+		// Each dialog adds the secrets it sends (an AUTH blob, a token):
+		// its own list, not an alias of a shared backing array.
+		secrets: secrets{list: slices.Clone(p.secrets.list)}}
 	c.setAddr(a)
 	return &Session{p: c}
 }

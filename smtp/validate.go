@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -97,16 +98,26 @@ func (o *Options) validateAuth() error {
 	if a.Username == "" {
 		return fieldErrf("Auth.Username", "is empty")
 	}
-	if a.Password == nil {
-		return fieldErrf("Auth.Password", "is not set")
-	}
 	if err := checkLine(a.Username); err != nil {
 		return fieldErr("Auth.Username", err)
 	}
-	switch strings.ToUpper(a.Mechanism) {
+	switch mech := strings.ToUpper(a.Mechanism); mech {
 	case "", "PLAIN", "LOGIN", "CRAM-MD5":
+		if a.Password == nil {
+			return fieldErrf("Auth.Password", "is not set (%s needs a password)", cmp.Or(mech, "AUTH"))
+		}
+		if a.Token != nil {
+			return fieldErrf("Auth.Token", "is set, but %s takes a password: use XOAUTH2 or OAUTHBEARER with a token", cmp.Or(mech, "picking the best mechanism offered"))
+		}
+	case "XOAUTH2", "OAUTHBEARER":
+		if a.Token == nil {
+			return fieldErrf("Auth.Token", "is not set (%s needs a bearer token)", mech)
+		}
+		if a.Password != nil {
+			return fieldErrf("Auth.Password", "is set, but %s takes a bearer token, not a password", mech)
+		}
 	default:
-		return fieldErrf("Auth.Mechanism", "unknown mechanism %q (want PLAIN, LOGIN or CRAM-MD5)", a.Mechanism)
+		return fieldErrf("Auth.Mechanism", "unknown mechanism %q (want PLAIN, LOGIN, CRAM-MD5, XOAUTH2 or OAUTHBEARER)", a.Mechanism)
 	}
 	if (o.TLS == "" || o.TLS == TLSNone) && !a.AllowPlaintext {
 		return fieldErrf("Auth", "without TLS the password would be sent in clear: use TLS starttls or implicit, or set Auth.AllowPlaintext")
