@@ -186,7 +186,7 @@ func TestBuildErrors(t *testing.T) {
 // TestReportNamesTheDomainRows: the rows of an MX probe without an
 // exchanger say what failed: the MX lookup, or the MTA-STS policy.
 func TestReportNamesTheDomainRows(t *testing.T) {
-	s := build(t, "modules:\n  mx: {mx_lookup: true, mta_sts: true}\n", ".")
+	s := build(t, "modules:\n  mx: {mx_lookup: true, tls: starttls, mta_sts: true}\n", ".")
 	tgt := mustTarget(t, s.Plans["mx"], "example.org")
 	for _, tc := range []struct {
 		mx   *MXResult
