@@ -23,6 +23,11 @@ type MXHost struct {
 	Result     *smtp.Result
 	// DANE is the exchanger's DANE outcome, with dane: true.
 	DANE *DANEResult
+	// MTASTSCompliant is, when the domain has an MTA-STS policy, whether
+	// the exchanger passes its checks (an mx pattern matches and its
+	// certificate is valid for its name), whatever the mode; nil without a
+	// policy, or when nothing was dialled.
+	MTASTSCompliant *bool
 }
 
 // MXResult is the probe of every mail exchanger of a domain.
@@ -180,8 +185,12 @@ func (w *walk) probeMX(domain string, port uint16, maxHosts int) (*MXResult, err
 	forEach(len(dialogs), func(i int) {
 		d := dialogs[i]
 		res.Hosts[i].Result, res.Hosts[i].DANE = d.run(), d.dane
-		if res.MTASTS != nil && d.prepared == nil {
-			judgeMTASTS(d.s, res.MTASTS.Policy, res.Hosts[i].Name)
+		if res.MTASTS != nil {
+			compliant := false // not resolved or vetted: no certificate seen
+			if d.prepared == nil {
+				compliant = judgeMTASTS(d.s, res.MTASTS.Policy, res.Hosts[i].Name)
+			}
+			res.Hosts[i].MTASTSCompliant = &compliant
 		}
 	})
 	return res, nil
