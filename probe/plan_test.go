@@ -205,3 +205,18 @@ func TestReportNamesTheDomainRows(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanMarksTheDeadline: a module that waits for its message in a
+// mailbox writes its deadline into the message (another probe's cleanup of
+// the mailbox spares it until then); the others do not.
+func TestPlanMarksTheDeadline(t *testing.T) {
+	s := build(t, `modules:
+  roundtrip: {helo_name: probe.test, mail_from: a@probe.test, rcpt_to: [b@probe.test], send_data: true,
+    delivery_check: {imap: "127.0.0.1:993", username: u, password: p}}
+  data: {helo_name: probe.test, mail_from: a@probe.test, rcpt_to: [b@probe.test], send_data: true}
+`, ".")
+	if !s.Plans["roundtrip"].Options.MarkDeadline || s.Plans["data"].Options.MarkDeadline {
+		t.Errorf("MarkDeadline: roundtrip %t, data %t; want true, false",
+			s.Plans["roundtrip"].Options.MarkDeadline, s.Plans["data"].Options.MarkDeadline)
+	}
+}

@@ -1,6 +1,9 @@
 package smtp
 
 import (
+	"context"
+	"net/mail"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -93,5 +96,31 @@ func TestExpectationMetThenClosed(t *testing.T) {
 			}
 			srv.Wait(t)
 		})
+	}
+}
+
+// TestTestMessageDeadline: with MarkDeadline the test message says when
+// its probe stops waiting for it (the probe's deadline, rounded up to the
+// second), so that a delivery check's cleanup of a shared mailbox spares it
+// until then; without, it carries no such header.
+func TestTestMessageDeadline(t *testing.T) {
+	deadline := time.Now().Add(90 * time.Second)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	for _, mark := range []bool{true, false} {
+		p := &prober{ctx: ctx, res: &Result{},
+			opts: &Options{HeloName: "probe.test", MailFrom: "a@probe.test", RcptTo: []string{"b@probe.test"}, MarkDeadline: mark}}
+		msg, err := mail.ReadMessage(strings.NewReader(strings.TrimSuffix(p.testMessage(), ".\r\n")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := msg.Header.Get("X-Smtp-Exporter-Deadline")
+		want := ""
+		if mark {
+			want = strconv.FormatInt(deadline.Unix()+1, 10)
+		}
+		if got != want {
+			t.Errorf("MarkDeadline %t: X-Smtp-Exporter-Deadline %q, want %q", mark, got, want)
+		}
 	}
 }
