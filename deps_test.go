@@ -17,7 +17,7 @@ func TestImportsRunOneWay(t *testing.T) {
 		"smtp":     {"internal/textsafe"},
 		"dnssec":   {},
 		"dane":     {"dnssec"},
-		"mtasts":   {"dnssec"},
+		"mtasts":   {"dnssec", "internal/textsafe"},
 		"tlsrpt":   {"dnssec"},
 		"delivery": {"internal/textsafe"},
 		"config":   {"smtp", "internal/textsafe"},

@@ -55,6 +55,7 @@ type flags struct {
 	web                             *web.FlagConfig
 	probeTarget, probeModule        string
 	probeTimeout                    time.Duration
+	probeTimeoutSet                 bool
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -78,7 +79,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	probe := app.Command("probe", "Probe one target now, print the SMTP transcript with timings and an explanation of every non-2xx reply; exit 0 on success, 2 on failure, 3 on a usage or config error.")
 	probe.Arg("target", "host, host:port, [v6addr]:port, or a domain for an mx_lookup module.").Required().StringVar(&f.probeTarget)
 	probe.Flag("module", "Module of the configuration file to probe with.").Default(config.DefaultModuleName).StringVar(&f.probeModule)
-	probe.Flag("timeout", "Overrides the module's timeout (e.g. 30s).").DurationVar(&f.probeTimeout)
+	probe.Flag("timeout", "Overrides the module's timeout (e.g. 30s).").IsSetByUser(&f.probeTimeoutSet).DurationVar(&f.probeTimeout)
 
 	cmd, err := app.Parse(args)
 	if err != nil {

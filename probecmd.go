@@ -44,7 +44,11 @@ func runProbe(f *flags, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	timeout := plan.Timeout
-	if f.probeTimeout > 0 {
+	if f.probeTimeoutSet {
+		if f.probeTimeout <= 0 {
+			fmt.Fprintf(stderr, "%s: --timeout %s: want a positive duration\n", program, f.probeTimeout)
+			return exitUsage
+		}
 		timeout = f.probeTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)

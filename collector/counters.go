@@ -14,9 +14,13 @@ type ReplyCounts [4]uint64
 
 // CounterKey names one counted series: a module and a normalised target
 // ("host:port", or the domain), and for mx_lookup modules one exchanger of
-// the target, and with addresses: all one address.
+// the target at its preference, and with addresses: all one address: the
+// labels of the row the replies were written in, so that no two rows share
+// a counter.
 type CounterKey struct {
 	Module, Target, MX string
+	// Preference is the exchanger's, with mx_lookup.
+	Preference string
 	// Address is the address dialled, with addresses: all.
 	Address string
 }
@@ -76,12 +80,13 @@ func (c *ReplyCounters) Add(key CounterKey, res *smtp.Result) ReplyCounts {
 }
 
 // AddOutcome counts the replies of every host of o, under o's module and
-// normalised target (and each exchanger's name), and returns the totals per
-// host, in the order of o.Hosts.
+// normalised target (and each row's exchanger, preference and address), and
+// returns the totals per host, in the order of o.Hosts.
 func (c *ReplyCounters) AddOutcome(o *probe.Outcome) []ReplyCounts {
 	counts := make([]ReplyCounts, len(o.Hosts))
 	for i, h := range o.Hosts {
-		counts[i] = c.Add(CounterKey{Module: o.Target.Plan.Name, Target: o.Target.Key, MX: h.Name, Address: h.Address}, h.Result)
+		counts[i] = c.Add(CounterKey{Module: o.Target.Plan.Name, Target: o.Target.Key, MX: h.Name, Preference: h.Preference,
+			Address: h.Address}, h.Result)
 	}
 	return counts
 }

@@ -3,6 +3,7 @@ package collector
 import (
 	"testing"
 
+	"github.com/smtp-exporter/smtp_exporter/probe"
 	"github.com/smtp-exporter/smtp_exporter/smtp"
 )
 
@@ -39,5 +40,35 @@ func TestReplyCounters(t *testing.T) {
 	c.SetLimit(1)
 	if c.Len() != 1 {
 		t.Errorf("len after SetLimit(1) = %d", c.Len())
+	}
+}
+
+// TestReplyCountersPerRow: each row of an outcome counts under the labels
+// it is written with: one exchanger at two preferences (an MX set the
+// probe did not deduplicate, or a preference that changed) is two series,
+// neither holding the other's replies.
+func TestReplyCountersPerRow(t *testing.T) {
+	reply := func(codes ...int) *smtp.Result {
+		res := &smtp.Result{}
+		for _, c := range codes {
+			res.Phases = append(res.Phases, smtp.PhaseResult{Phase: smtp.PhaseBanner, Reply: &smtp.Reply{Code: c}})
+		}
+		return res
+	}
+	o := &probe.Outcome{Target: probe.Target{Plan: &probe.Plan{Name: "mx"}, Key: "example.test"}, MXFound: 2,
+		Hosts: []probe.Host{
+			{Name: "mx.example.test", Preference: "10", Result: reply(220, 250)},
+			{Name: "mx.example.test", Preference: "20", Result: reply(421)},
+		}}
+	c := NewReplyCounters(10)
+	for range 2 {
+		c.AddOutcome(o)
+	}
+	got := c.AddOutcome(o)
+	if want := []ReplyCounts{{6, 0, 0, 0}, {0, 0, 3, 0}}; len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("counts = %v, want %v", got, want)
+	}
+	if c.Len() != 2 {
+		t.Errorf("%d series, want 2", c.Len())
 	}
 }

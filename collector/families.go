@@ -129,6 +129,12 @@ var families = []family{
 				s.emit(float64(size))
 			}
 		}},
+	{name: "probe_smtp_mta_sts_compliant", help: "1 if the MX host passes the checks of the domain's MTA-STS policy (an mx pattern matches it and its certificate is valid for its name), whatever the mode, else 0; absent without a policy (mta_sts).",
+		perHost: func(h *hostItem, s *sink) {
+			if c := h.MTASTSCompliant; c != nil {
+				s.emit(boolFloat(*c))
+			}
+		}},
 	{name: "probe_smtp_mta_sts_mx_matched", help: "1 if a pattern of the domain's MTA-STS policy matches this MX host, else 0 (mta_sts).",
 		perHost: func(h *hostItem, s *sink) {
 			if m := h.outcome.MTASTS; m != nil && m.Policy != nil && h.Name != "" {

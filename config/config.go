@@ -226,6 +226,9 @@ func (m *Module) validatePaths() error {
 	if m.MTASTS && !m.MXLookup {
 		return errors.New("mta_sts needs mx_lookup: a policy is a domain's, checked against its MX hosts")
 	}
+	if err := m.mtastsCanPass(); err != nil {
+		return err
+	}
 	if m.MTASTSTLSConfig != (promconfig.TLSConfig{}) && !m.MTASTS {
 		return errors.New("mta_sts_tls_config is set but mta_sts is not")
 	}

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"net/mail"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -83,19 +84,31 @@ func TestIMAPLogLines(t *testing.T) {
 func TestIsStaleProbeMessage(t *testing.T) {
 	cutoff := time.Unix(1_700_000_000, 0)
 	const ours = "<1700000100.0123456789abcdef01234567@probe.test>"
+	now := cutoff.Add(time.Hour)
+	deadline := func(d time.Duration) string { return strconv.FormatInt(now.Add(d).Unix(), 10) }
 	tests := []struct {
 		name, mailer, id string
+		deadline         string // X-Smtp-Exporter-Deadline
 		want             bool
 	}{
-		{"earlier probe", "smtp_exporter", "<1699999000.0123456789abcdef01234567@probe.test>", true},
-		{"earlier probe, other host", "smtp_exporter", "<1699999000.aaaaaaaaaaaaaaaaaaaaaaaa@mx.example.org>", true},
-		{"ours", "smtp_exporter", ours, false},
-		{"a probe still waiting", "smtp_exporter", "<1700000000.0123456789abcdef01234567@probe.test>", false},
-		{"not from the exporter", "mutt", "<1699999000.0123456789abcdef01234567@probe.test>", false},
-		{"no X-Mailer", "", "<1699999000.0123456789abcdef01234567@probe.test>", false},
-		{"another form of Message-ID", "smtp_exporter", "<1699999000.xyz@probe.test>", false},
-		{"upper-case hex", "smtp_exporter", "<1699999000.0123456789ABCDEF01234567@probe.test>", false},
-		{"no brackets", "smtp_exporter", "1699999000.0123456789abcdef01234567@probe.test", false},
+		// Without a deadline (an exporter from before it): by the time in
+		// the Message-ID.
+		{"earlier probe", "smtp_exporter", "<1699999000.0123456789abcdef01234567@probe.test>", "", true},
+		{"earlier probe, other host", "smtp_exporter", "<1699999000.aaaaaaaaaaaaaaaaaaaaaaaa@mx.example.org>", "", true},
+		{"ours", "smtp_exporter", ours, "", false},
+		{"a probe still waiting", "smtp_exporter", "<1700000000.0123456789abcdef01234567@probe.test>", "", false},
+		{"not from the exporter", "mutt", "<1699999000.0123456789abcdef01234567@probe.test>", "", false},
+		{"no X-Mailer", "", "<1699999000.0123456789abcdef01234567@probe.test>", "", false},
+		{"another form of Message-ID", "smtp_exporter", "<1699999000.xyz@probe.test>", "", false},
+		{"upper-case hex", "smtp_exporter", "<1699999000.0123456789ABCDEF01234567@probe.test>", "", false},
+		{"no brackets", "smtp_exporter", "1699999000.0123456789abcdef01234567@probe.test", "", false},
+		// With a deadline, it alone decides, whenever the message was sent.
+		{"deadline passed", "smtp_exporter", "<1700000000.0123456789abcdef01234567@probe.test>", deadline(-2 * time.Minute), true},
+		{"deadline passed within the margin", "smtp_exporter", "<1699999000.0123456789abcdef01234567@probe.test>", deadline(-30 * time.Second), false},
+		{"a long wait still running", "smtp_exporter", "<1699999000.0123456789abcdef01234567@probe.test>", deadline(time.Hour), false},
+		{"ours, deadline passed", "smtp_exporter", ours, deadline(-time.Hour), false},
+		{"not from the exporter, deadline passed", "mutt", "<1699999000.0123456789abcdef01234567@probe.test>", deadline(-time.Hour), false},
+		{"unreadable deadline: by the Message-ID", "smtp_exporter", "<1699999000.0123456789abcdef01234567@probe.test>", "soon", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -103,7 +116,10 @@ func TestIsStaleProbeMessage(t *testing.T) {
 			if tt.mailer != "" {
 				h["X-Mailer"] = []string{tt.mailer}
 			}
-			if got := isStaleProbeMessage(h, ours, cutoff); got != tt.want {
+			if tt.deadline != "" {
+				h[deadlineHeader] = []string{tt.deadline}
+			}
+			if got := isStaleProbeMessage(h, ours, cutoff, now); got != tt.want {
 				t.Errorf("got %t, want %t", got, tt.want)
 			}
 		})
@@ -113,7 +129,8 @@ func TestIsStaleProbeMessage(t *testing.T) {
 // The form of the probe's test message (smtp's testMessage, checked there
 // by TestTestMessageForm) is what the delivery check recognises.
 func TestProbeMessageRecognised(t *testing.T) {
-	msg := "Message-ID: <1767225600.0123456789abcdef01234567@probe.test>\r\nX-Mailer: smtp_exporter\r\nSubject: smtp_exporter probe\r\n\r\nbody\r\n"
+	msg := "Message-ID: <1767225600.0123456789abcdef01234567@probe.test>\r\nX-Mailer: smtp_exporter\r\n" +
+		"X-Smtp-Exporter-Deadline: 1767225610\r\nSubject: smtp_exporter probe\r\n\r\nbody\r\n"
 	m, err := mail.ReadMessage(strings.NewReader(msg))
 	if err != nil {
 		t.Fatal(err)
@@ -121,8 +138,12 @@ func TestProbeMessageRecognised(t *testing.T) {
 	if !probeMessageID.MatchString(m.Header.Get("Message-Id")) || m.Header.Get("X-Mailer") != probeMailer {
 		t.Fatalf("the probe's message form is not recognised")
 	}
-	if !isStaleProbeMessage(m.Header, "<other>", time.Now().Add(time.Hour)) {
+	sent := time.Unix(1767225600, 0)
+	if !isStaleProbeMessage(m.Header, "<other>", sent.Add(time.Hour), sent.Add(time.Hour)) {
 		t.Errorf("the probe's message is not recognised as a probe's")
+	}
+	if isStaleProbeMessage(m.Header, "<other>", sent.Add(time.Hour), sent.Add(time.Minute)) {
+		t.Errorf("the probe's deadline (%s) is not read", m.Header.Get(deadlineHeader))
 	}
 }
 

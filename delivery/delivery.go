@@ -1,7 +1,8 @@
 // Package delivery checks that a message reached a mailbox: it logs in to
 // an IMAP server (plain, STARTTLS or IMAPS), waits for the message with the
 // given Message-ID (IDLE where offered, else by searching), deletes it, and
-// cleans up the messages of earlier probes that arrived too late. The
+// then cleans up, best effort, the messages of earlier probes that arrived
+// too late and that no probe waits for any more. The
 // transcript it writes has the password redacted in every form it was sent
 // and server text made safe.
 //
@@ -168,10 +169,13 @@ type Result struct {
 
 // Wait logs in to the IMAP mailbox dc names and waits until the
 // message req names is there: with IDLE where the server offers it, else by
-// searching every PollInterval. It then deletes the message, and the
-// messages of earlier probes that arrived too late to be counted (older than
-// the wait this check allows, so a concurrent probe's message is never
-// touched). The wait ends at AcceptedAt+dc.Timeout or ctx's deadline,
+// searching every PollInterval. It then deletes the message and, best
+// effort with the time left, the messages of earlier probes that arrived
+// too late to be counted: those whose own deadline (the
+// X-Smtp-Exporter-Deadline header smtp writes) has passed, so that a
+// concurrent probe's message is never touched, however long its wait; a
+// message without that header, when it was sent longer ago than the wait
+// this check allows. The wait ends at AcceptedAt+dc.Timeout or ctx's deadline,
 // whichever is first; the connection is closed then, whatever the server
 // does. It always returns a result; the error is nil on success and has
 // its Reason otherwise. The password appears in no transcript line
@@ -252,19 +256,9 @@ func (d *deliverer) run() *Error {
 	if _, err := d.client.Select(mailbox, nil).Wait(); err != nil {
 		return d.imapError(fmt.Errorf("selecting %q: %w", mailbox, err))
 	}
-	// Messages of earlier probes go first, so they are cleaned up even
-	// when this probe's message does not come.
-	stale, serr := d.staleMessages()
-	if serr != nil {
-		return serr
-	}
-	if len(stale) > 0 {
-		if err := d.remove(stale); err != nil {
-			return err
-		}
-		d.res.StaleDeleted = len(stale)
-		d.log.note("deleted %d message(s) of earlier probes that arrived after their probes gave up", len(stale))
-	}
+	// This probe's message first: cleaning up after earlier probes can
+	// take long (a slow EXPUNGE), and must not eat into the wait or the
+	// delivery time.
 	uids, werr := d.wait()
 	if werr != nil {
 		return werr
@@ -274,9 +268,30 @@ func (d *deliverer) run() *Error {
 	}
 	d.res.Deleted = true
 	d.log.note("message deleted")
+	d.cleanUp()
 	// A polite LOGOUT; the check already succeeded, whatever its reply.
 	_ = d.client.Logout().Wait()
 	return nil
+}
+
+// cleanUp deletes the messages of earlier probes that arrived after their
+// probes gave up, best effort, within what is left of the check's time: a
+// failure is noted, never the check's (the next check tries again).
+func (d *deliverer) cleanUp() {
+	stale, err := d.staleMessages()
+	if err == nil && len(stale) > 0 {
+		if err = d.remove(stale); err == nil {
+			d.res.StaleDeleted = len(stale)
+			d.log.note("deleted %d message(s) of earlier probes that arrived after their probes gave up", len(stale))
+		}
+	}
+	switch {
+	case err == nil:
+	case d.expired():
+		d.log.note("the check's time ran out while cleaning up the messages of earlier probes (not a failure; the next check goes on)")
+	default:
+		d.log.note("cleaning up the messages of earlier probes failed (not a failure of the check): %s", err)
+	}
 }
 
 // connect dials the server and sets up TLS and the IMAP client.

@@ -40,6 +40,12 @@ type fakeIMAP struct {
 // starttls (STARTTLS offered) or implicit (TLS from the first byte).
 func startIMAP(t *testing.T, mode TLSMode) *fakeIMAP {
 	t.Helper()
+	return startIMAPWith(t, mode, nil)
+}
+
+// startIMAPWith is startIMAP with each session wrapped by wrap (nil: as is).
+func startIMAPWith(t *testing.T, mode TLSMode, wrap func(imapserver.Session) imapserver.Session) *fakeIMAP {
+	t.Helper()
 	f := &fakeIMAP{pki: testpki.Valid(t, "imap.probe.test", "127.0.0.1")}
 	mem := imapmemserver.New()
 	f.user = imapmemserver.NewUser(imapUser, imapPassword)
@@ -49,7 +55,11 @@ func startIMAP(t *testing.T, mode TLSMode) *fakeIMAP {
 	mem.AddUser(f.user)
 	opts := &imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return idleSession{mem.NewSession()}, nil, nil
+			var s imapserver.Session = idleSession{mem.NewSession()}
+			if wrap != nil {
+				s = wrap(s)
+			}
+			return s, nil, nil
 		},
 		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}},
 		InsecureAuth: true,

@@ -21,11 +21,21 @@ const probeMailer = "smtp_exporter"
 // "<unix-seconds.24-hex-digits@helo-name>", capturing the seconds.
 var probeMessageID = regexp.MustCompile(`^<([0-9]{1,19})\.[0-9a-f]{24}@[^<>\s]+>$`)
 
-// headerSection fetches the two headers that identify a probe's message,
-// without setting \Seen.
+// deadlineHeader is the header of the probe's test message that says, in
+// unix seconds, when the probe waiting for it gives up (smtp's
+// Options.MarkDeadline): another check's cleanup leaves the message alone
+// until then.
+const deadlineHeader = "X-Smtp-Exporter-Deadline"
+
+// staleMargin is how long past its deadline a probe's message is kept: the
+// clocks of exporters sharing a mailbox may differ by that much.
+const staleMargin = time.Minute
+
+// headerSection fetches the headers that identify a probe's message and
+// its deadline, without setting \Seen.
 var headerSection = &imap.FetchItemBodySection{
 	Specifier:    imap.PartSpecifierHeader,
-	HeaderFields: []string{"Message-ID", "X-Mailer"},
+	HeaderFields: []string{"Message-ID", "X-Mailer", deadlineHeader},
 	Peek:         true,
 }
 
@@ -202,9 +212,10 @@ func (d *deliverer) headers(uids []imap.UID, limit int) (map[imap.UID]mail.Heade
 }
 
 // staleMessages returns the UIDs of messages of earlier probes: sent by
-// smtp_exporter (X-Mailer), with a Message-ID of the probe's form whose time
-// is older than this check's acceptance minus the longest wait it allows,
-// so that no probe still waiting (with the same timeout) loses its message.
+// smtp_exporter (X-Mailer), with a Message-ID of the probe's form, other
+// than ours, that no probe waits for any more: their deadline header has
+// passed (by staleMargin); without one (an exporter from before it), sent
+// before this check's acceptance minus the longest wait it allows.
 func (d *deliverer) staleMessages() ([]imap.UID, *Error) {
 	criteria := &imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "X-Mailer", Value: probeMailer}}}
 	found, err := d.client.UIDSearch(criteria, nil).Wait()
@@ -218,9 +229,10 @@ func (d *deliverer) staleMessages() ([]imap.UID, *Error) {
 	deadline, _ := d.ctx.Deadline()
 	wait := max(d.dc.Timeout, deadline.Sub(d.req.AcceptedAt))
 	cutoff := d.req.AcceptedAt.Add(-wait - time.Second)
+	now := time.Now()
 	var stale []imap.UID
 	for uid, h := range heads {
-		if isStaleProbeMessage(h, d.req.MessageID, cutoff) {
+		if isStaleProbeMessage(h, d.req.MessageID, cutoff, now) {
 			stale = append(stale, uid)
 		}
 	}
@@ -228,8 +240,9 @@ func (d *deliverer) staleMessages() ([]imap.UID, *Error) {
 }
 
 // isStaleProbeMessage reports whether h is the header of a probe's message,
-// other than ours, sent before cutoff.
-func isStaleProbeMessage(h mail.Header, ours string, cutoff time.Time) bool {
+// other than ours, that no probe waits for at now: its deadline header
+// passed by staleMargin, or, without a readable one, sent before cutoff.
+func isStaleProbeMessage(h mail.Header, ours string, cutoff, now time.Time) bool {
 	if strings.TrimSpace(h.Get("X-Mailer")) != probeMailer {
 		return false
 	}
@@ -237,6 +250,11 @@ func isStaleProbeMessage(h mail.Header, ours string, cutoff time.Time) bool {
 	m := probeMessageID.FindStringSubmatch(id)
 	if m == nil || id == ours {
 		return false
+	}
+	if v := strings.TrimSpace(h.Get(deadlineHeader)); v != "" {
+		if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return time.Unix(secs, 0).Add(staleMargin).Before(now)
+		}
 	}
 	secs, err := strconv.ParseInt(m[1], 10, 64)
 	return err == nil && time.Unix(secs, 0).Before(cutoff)

@@ -45,6 +45,10 @@ type Record struct {
 // ParseRecord parses one TXT record: "v=STSv1; id=20160831085700Z;",
 // the version first, fields separated by ";" with optional spaces around
 // them, an id of 1 to 32 alphanumerics, other well-formed fields ignored.
+// Of a repeated field the first counts and the others are ignored, as RFC
+// 8461 3.2's closing paragraph says of both the record and the policy: a
+// second id= does not make the record invalid (which would mean "no
+// policy").
 func ParseRecord(txt string) (*Record, error) {
 	fields := strings.Split(txt, ";")
 	if n := len(fields); n > 1 && strings.TrimSpace(fields[n-1]) == "" {
@@ -58,21 +62,19 @@ func ParseRecord(txt string) (*Record, error) {
 		if !ok || !isSTSKey(key) || value == "" {
 			return nil, fmt.Errorf("mta-sts record: field %q is not key=value", f)
 		}
-		if seen[key] {
-			return nil, fmt.Errorf("mta-sts record: %q twice", key)
-		}
+		first := !seen[key]
 		seen[key] = true
 		switch {
 		case i == 0:
 			if key != "v" || value != "STSv1" {
 				return nil, fmt.Errorf("mta-sts record: does not begin with v=STSv1")
 			}
-		case key == "id":
+		case key == "id" && first:
 			if len(value) > 32 || !isAlnum(value) {
 				return nil, fmt.Errorf("mta-sts record: id %q is not 1 to 32 letters and digits", value)
 			}
 			rec.ID = value
-		default:
+		default: // an extension, or a repeated field: well-formed, then ignored
 			for _, c := range []byte(value) {
 				if c < 0x21 || c > 0x7e || c == ';' || c == '=' {
 					return nil, fmt.Errorf("mta-sts record: field %q has a bad value", key)
@@ -132,12 +134,14 @@ type Policy struct {
 	MaxAge int64
 }
 
-// ParsePolicy parses a policy strictly: lines "key: value" ending in
-// CRLF or LF; "version: STSv1" first; exactly one mode (enforce, testing,
-// none) and one max_age (0 to 31557600 seconds, digits only); "mx" lines
-// with a host name or "*." and a host name, at least one unless the mode is
-// none. Other well-formed fields are ignored (extensions); a repeated
-// version, mode or max_age, a malformed line or value fails.
+// ParsePolicy parses a policy: lines "key: value" ending in CRLF or LF, in
+// any order (RFC 8461 3.2's grammar imposes none); "version: STSv1", a mode
+// (enforce, testing, none) and a max_age (0 to 31557600 seconds, digits
+// only) must be present; "mx" lines with a host name or "*." and a host
+// name, at least one unless the mode is none. Of a repeated field other
+// than mx the first counts and the others are ignored (RFC 8461 3.2), as
+// are other well-formed fields (extensions); a malformed line, or a bad
+// value of a field that counts, fails.
 func ParsePolicy(body []byte) (*Policy, error) {
 	if len(body) > MaxPolicySize {
 		return nil, fmt.Errorf("mta-sts policy: larger than %d bytes", MaxPolicySize)
@@ -146,7 +150,7 @@ func ParsePolicy(body []byte) (*Policy, error) {
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	sc.Buffer(make([]byte, 0, 1024), MaxPolicySize+1)
 	n := 0
-	version := false
+	seen := map[string]bool{}
 	for sc.Scan() {
 		line := strings.TrimSuffix(sc.Text(), "\r")
 		n++
@@ -163,53 +167,19 @@ func ParsePolicy(body []byte) (*Policy, error) {
 				return nil, fmt.Errorf("mta-sts policy: line %d: control character in the value", n)
 			}
 		}
-		if !version && key != "version" {
-			return nil, fmt.Errorf("mta-sts policy: line %d: %q before version", n, key)
+		if key != "mx" && seen[key] {
+			continue // a repeated field: the first counts
 		}
-		switch key {
-		case "version":
-			if version {
-				return nil, errors.New("mta-sts policy: version twice")
-			}
-			if value != "STSv1" {
-				return nil, fmt.Errorf("mta-sts policy: version %q is not STSv1", value)
-			}
-			version = true
-		case "mode":
-			if p.Mode != "" {
-				return nil, errors.New("mta-sts policy: mode twice")
-			}
-			switch value {
-			case ModeEnforce, ModeTesting, ModeNone:
-				p.Mode = value
-			default:
-				return nil, fmt.Errorf("mta-sts policy: mode %q is not enforce, testing or none", value)
-			}
-		case "max_age":
-			if p.MaxAge >= 0 {
-				return nil, errors.New("mta-sts policy: max_age twice")
-			}
-			if len(value) > 10 || strings.TrimLeft(value, "0123456789") != "" {
-				return nil, fmt.Errorf("mta-sts policy: max_age %q is not a number of seconds", value)
-			}
-			v, err := strconv.ParseInt(value, 10, 64)
-			if err != nil || v > MaxAge {
-				return nil, fmt.Errorf("mta-sts policy: max_age %q is not 0 to %d", value, MaxAge)
-			}
-			p.MaxAge = v
-		case "mx":
-			pat := strings.ToLower(strings.TrimSuffix(value, "."))
-			if !validMXPattern(pat) {
-				return nil, fmt.Errorf("mta-sts policy: mx %q is not a host name or *.host name", value)
-			}
-			p.MX = append(p.MX, pat)
+		seen[key] = true
+		if err := p.set(key, value); err != nil {
+			return nil, err
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("mta-sts policy: %w", err)
 	}
 	switch {
-	case !version:
+	case !seen["version"]:
 		return nil, errors.New("mta-sts policy: no version")
 	case p.Mode == "":
 		return nil, errors.New("mta-sts policy: no mode")
@@ -219,6 +189,40 @@ func ParsePolicy(body []byte) (*Policy, error) {
 		return nil, fmt.Errorf("mta-sts policy: mode %s without any mx", p.Mode)
 	}
 	return p, nil
+}
+
+// set records one field of the policy; other names than version, mode,
+// max_age and mx are extensions, ignored.
+func (p *Policy) set(key, value string) error {
+	switch key {
+	case "version":
+		if value != "STSv1" {
+			return fmt.Errorf("mta-sts policy: version %q is not STSv1", value)
+		}
+	case "mode":
+		switch value {
+		case ModeEnforce, ModeTesting, ModeNone:
+			p.Mode = value
+		default:
+			return fmt.Errorf("mta-sts policy: mode %q is not enforce, testing or none", value)
+		}
+	case "max_age":
+		if len(value) > 10 || strings.TrimLeft(value, "0123456789") != "" {
+			return fmt.Errorf("mta-sts policy: max_age %q is not a number of seconds", value)
+		}
+		v, err := strconv.ParseInt(value, 10, 64)
+		if err != nil || v > MaxAge {
+			return fmt.Errorf("mta-sts policy: max_age %q is not 0 to %d", value, MaxAge)
+		}
+		p.MaxAge = v
+	case "mx":
+		pat := strings.ToLower(strings.TrimSuffix(value, "."))
+		if !validMXPattern(pat) {
+			return fmt.Errorf("mta-sts policy: mx %q is not a host name or *.host name", value)
+		}
+		p.MX = append(p.MX, pat)
+	}
+	return nil
 }
 
 // validMXPattern accepts a host name of two or more labels, optionally

@@ -31,7 +31,13 @@ func TestParseMTASTSRecord(t *testing.T) {
 		{in: "v=STSv1; id=", wantErr: "key=value"},
 		{in: "v=STSv1; id=abc-def", wantErr: "letters and digits"},
 		{in: "v=STSv1; id=" + strings.Repeat("a", 33), wantErr: "letters and digits"},
-		{in: "v=STSv1; id=a; id=b", wantErr: "twice"},
+		// RFC 8461 3.2's closing paragraph (for the record and the policy):
+		// of a repeated field, the first counts and the others are ignored.
+		{in: "v=STSv1; id=a; id=b", wantID: "a"},
+		{in: "v=STSv1; id=first; ext=1; id=second; ext=2;", wantID: "first"},
+		{in: "v=STSv1; id=a; v=STSv2", wantID: "a"},
+		{in: "v=STSv1; ext=1; id=b", wantID: "b"},
+		{in: "v=STSv1; id=a; id=a b", wantErr: "bad value"},
 		{in: "v=STSv1; id=a;; x=y", wantErr: "key=value"},
 		{in: "v=STSv1; id=a; -x=y", wantErr: "key=value"},
 		{in: "v=STSv1; id=a; x=y z", wantErr: "bad value"},
@@ -65,11 +71,26 @@ func TestParseMTASTSPolicy(t *testing.T) {
 		{name: "none without mx", in: "version: STSv1\nmode: none\nmax_age: 0\n", want: &Policy{Mode: "none", MaxAge: 0}},
 		{name: "extension ignored", in: "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 31557600\nx-ext: anything at all\n",
 			want: &Policy{Mode: "enforce", MX: []string{"a.example"}, MaxAge: 31557600}},
-		{name: "no version", in: "mode: enforce\nmx: a.example\nmax_age: 1\n", wantErr: "before version"},
+		// The grammar imposes no order (RFC 8461 3.2): version must be
+		// present, not first.
+		{name: "mode before version", in: "mode: enforce\nmx: a.example\nversion: STSv1\nmax_age: 1\n",
+			want: &Policy{Mode: "enforce", MX: []string{"a.example"}, MaxAge: 1}},
+		{name: "version last", in: "max_age: 86400\r\nmx: b.example\r\nmode: testing\r\nversion: STSv1\r\n",
+			want: &Policy{Mode: "testing", MX: []string{"b.example"}, MaxAge: 86400}},
+		{name: "no version", in: "mode: enforce\nmx: a.example\nmax_age: 1\n", wantErr: "no version"},
 		{name: "other version", in: "version: STSv2\nmode: enforce\nmx: a.example\nmax_age: 1\n", wantErr: "not STSv1"},
 		{name: "no mode", in: "version: STSv1\nmx: a.example\nmax_age: 1\n", wantErr: "no mode"},
 		{name: "bad mode", in: "version: STSv1\nmode: Enforce\nmx: a.example\nmax_age: 1\n", wantErr: "not enforce"},
-		{name: "mode twice", in: "version: STSv1\nmode: enforce\nmode: none\nmx: a.example\nmax_age: 1\n", wantErr: "mode twice"},
+		// A repeated field other than mx: the first counts, the others are
+		// ignored (RFC 8461 3.2).
+		{name: "mode twice", in: "version: STSv1\nmode: enforce\nmode: none\nmx: a.example\nmax_age: 1\n",
+			want: &Policy{Mode: "enforce", MX: []string{"a.example"}, MaxAge: 1}},
+		{name: "max_age twice", in: "version: STSv1\nmode: testing\nmax_age: 600\nmx: a.example\nmax_age: 99999999999\n",
+			want: &Policy{Mode: "testing", MX: []string{"a.example"}, MaxAge: 600}},
+		{name: "version twice", in: "version: STSv1\nmode: none\nversion: STSv2\nmax_age: 0\n", want: &Policy{Mode: "none", MaxAge: 0}},
+		{name: "first version counts", in: "version: STSv2\nversion: STSv1\nmode: none\nmax_age: 0\n", wantErr: "not STSv1"},
+		{name: "first mode counts", in: "version: STSv1\nmode: sometimes\nmode: enforce\nmx: a.example\nmax_age: 1\n", wantErr: "not enforce"},
+		{name: "repeated field still a key: value line", in: "version: STSv1\nmode: none\nmax_age: 0\nmode:\n", wantErr: "not \"key: value\""},
 		{name: "no max_age", in: "version: STSv1\nmode: enforce\nmx: a.example\n", wantErr: "no max_age"},
 		{name: "max_age too big", in: "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 31557601\n", wantErr: "not 0 to"},
 		{name: "max_age negative", in: "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: -1\n", wantErr: "not a number"},
@@ -167,6 +188,8 @@ func TestLookupMTASTS(t *testing.T) {
 	}{
 		{name: "enforce policy", resolver: good, handler: policytest.Handler(enforcePolicy), wantConns: 1},
 		{name: "no record", resolver: zone(), handler: policytest.Handler(enforcePolicy), wantIs: ErrNoPolicy},
+		{name: "id twice, policy fields in another order", resolver: zone("v=STSv1; id=20260101T000000; id=20250101T000000;"),
+			handler: policytest.Handler("mode: enforce\r\nmax_age: 86400\r\nmx: mx.example.test\r\nversion: STSv1\r\nmode: none\r\n"), wantConns: 1},
 		{name: "two records", resolver: zone("v=STSv1; id=a", "v=STSv1; id=b"), handler: policytest.Handler(enforcePolicy), wantIs: ErrNoPolicy},
 		{name: "invalid record", resolver: zone("v=STSv1; id=a-b"), handler: policytest.Handler(enforcePolicy), wantIs: ErrNoPolicy},
 		{name: "redirect not followed", resolver: good, wantErr: "302", wantConns: 1,

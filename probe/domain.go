@@ -107,28 +107,32 @@ func (c *domainChecks) wait(tr *smtp.Transcript, res *MXResult) {
 	}
 }
 
-// judgeMTASTS checks the probed exchanger name by the domain's policy: it
-// fails the probe (phase mta_sts, reason mta_sts) in enforce mode when no mx
-// pattern matches it or its certificate did not validate for its name,
-// unless the probe already failed. In testing mode the mismatch is noted.
-func judgeMTASTS(s *smtp.Session, policy *mtasts.Policy, name string) {
+// judgeMTASTS checks the probed exchanger name by the domain's policy and
+// returns whether it passes the policy's checks (an mx pattern matches it
+// and its certificate validated for its name), whatever the mode. It fails
+// the probe (phase mta_sts, reason mta_sts) in enforce mode when the
+// exchanger does not pass, unless the probe already failed. In testing mode
+// the mismatch is noted.
+func judgeMTASTS(s *smtp.Session, policy *mtasts.Policy, name string) bool {
 	res := s.Result()
 	verified := res.TLS != nil && res.TLS.Verified
-	err := policy.CheckMX(name, verified)
+	matches := policy.Matches(name)
 	s.Notef("MTA-STS: mx %s matches the policy: %t, certificate valid for its name: %t (mode %s)",
-		name, policy.Matches(name), verified, policy.Mode)
+		name, matches, verified, policy.Mode)
+	err := policy.CheckMX(name, verified)
 	if err == nil {
-		return
+		return matches && verified
 	}
 	if !policy.Enforced() {
 		s.Notef("MTA-STS (mode %s, reported only): %v", policy.Mode, err)
-		return
+		return false
 	}
 	if res.Err != nil {
-		return // the probe failed already
+		return false // the probe failed already
 	}
 	res.Err = checkMXFailure(policy, name, verified)
 	s.Notef("probe failed: %s", res.Err)
+	return false
 }
 
 // halfDeadline bounds ctx by half of the time left before its deadline.

@@ -23,6 +23,11 @@ type MXHost struct {
 	Result     *smtp.Result
 	// DANE is the exchanger's DANE outcome, with dane: true.
 	DANE *DANEResult
+	// MTASTSCompliant is, when the domain has an MTA-STS policy, whether
+	// the exchanger passes its checks (an mx pattern matches and its
+	// certificate is valid for its name), whatever the mode; nil without a
+	// policy, or when nothing was dialled.
+	MTASTSCompliant *bool
 }
 
 // MXResult is the probe of every mail exchanger of a domain.
@@ -133,6 +138,7 @@ func (w *walk) probeMX(domain string, port uint16, maxHosts int) (*MXResult, err
 		res.Err = err
 		return res, nil
 	}
+	mxs = dedupMX(w.tr, mxs)
 	res.Found = len(mxs)
 	if len(mxs) > maxHosts {
 		w.tr.Notef("%s has %d MX hosts: probing the first %d", domain, len(mxs), maxHosts)
@@ -179,8 +185,12 @@ func (w *walk) probeMX(domain string, port uint16, maxHosts int) (*MXResult, err
 	forEach(len(dialogs), func(i int) {
 		d := dialogs[i]
 		res.Hosts[i].Result, res.Hosts[i].DANE = d.run(), d.dane
-		if res.MTASTS != nil && d.prepared == nil {
-			judgeMTASTS(d.s, res.MTASTS.Policy, res.Hosts[i].Name)
+		if res.MTASTS != nil {
+			compliant := false // not resolved or vetted: no certificate seen
+			if d.prepared == nil {
+				compliant = judgeMTASTS(d.s, res.MTASTS.Policy, res.Hosts[i].Name)
+			}
+			res.Hosts[i].MTASTSCompliant = &compliant
 		}
 	})
 	return res, nil
@@ -224,4 +234,27 @@ func (w *walk) lookupMX(domain string, res *MXResult) ([]*net.MX, *smtp.Error) {
 		return cmp.Or(cmp.Compare(a.Pref, b.Pref), strings.Compare(a.Host, b.Host))
 	})
 	return mxs, nil
+}
+
+// dedupMX keeps one entry per exchanger, named in lower case without the
+// trailing dot, at its lowest preference, in the order of mxs otherwise
+// (preference, then name). An MX set may name one host twice, in another
+// case or at two preferences; a sender tries it once (RFC 5321 5.1), and
+// two rows of one host would write duplicate series.
+func dedupMX(tr *smtp.Transcript, mxs []*net.MX) []*net.MX {
+	kept := make(map[string]*net.MX, len(mxs))
+	out := mxs[:0:0]
+	for _, mx := range mxs {
+		name := strings.ToLower(strings.TrimSuffix(mx.Host, "."))
+		if first, ok := kept[name]; ok {
+			first.Pref = min(first.Pref, mx.Pref)
+			tr.Notef("MX %d %s: %s is named more than once; probed once, at preference %d", mx.Pref, mx.Host, name, first.Pref)
+			continue
+		}
+		d := &net.MX{Host: name, Pref: mx.Pref}
+		kept[name] = d
+		out = append(out, d)
+	}
+	slices.SortStableFunc(out, func(a, b *net.MX) int { return cmp.Compare(a.Pref, b.Pref) })
+	return out
 }

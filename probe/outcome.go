@@ -56,6 +56,9 @@ type Host struct {
 	// Delivery is the delivery check's, when the module has one and the
 	// message was accepted.
 	Delivery *delivery.Result
+	// MTASTSCompliant is the exchanger's verdict by the domain's MTA-STS
+	// policy, whatever its mode (MXHost.MTASTSCompliant); nil without one.
+	MTASTSCompliant *bool
 }
 
 // PhaseSummary is one phase of a host's dialog.
@@ -131,7 +134,9 @@ func (o *Outcome) fromMX(mx *MXResult, mode config.MXSuccess) {
 		return
 	}
 	for _, h := range mx.Hosts {
-		o.Hosts = append(o.Hosts, newHost(h.Name, strconv.Itoa(int(h.Preference)), h.Result, h.DANE, o.ByAddress))
+		row := newHost(h.Name, strconv.Itoa(int(h.Preference)), h.Result, h.DANE, o.ByAddress)
+		row.MTASTSCompliant = h.MTASTSCompliant
+		o.Hosts = append(o.Hosts, row)
 	}
 	// A policy the module asked for that could not be had fails the probe,
 	// in a row of its own (the exchangers' rows stay as they were).

@@ -216,6 +216,9 @@ func newPlan(name string, m *config.Module) (*Plan, error) {
 			}
 			p.deliveryTargets = append(p.deliveryTargets, pat)
 		}
+		// The message says when this probe stops waiting for it, so that
+		// another probe's cleanup of the mailbox spares it until then.
+		o.MarkDeadline = true
 	}
 	y, err := yaml.Marshal(m)
 	if err != nil {

@@ -226,7 +226,7 @@ func TestBuildErrors(t *testing.T) {
 // TestReportNamesTheDomainRows: the rows of an MX probe without an
 // exchanger say what failed: the MX lookup, or the MTA-STS policy.
 func TestReportNamesTheDomainRows(t *testing.T) {
-	s := build(t, "modules:\n  mx: {mx_lookup: true, mta_sts: true}\n", ".")
+	s := build(t, "modules:\n  mx: {mx_lookup: true, tls: starttls, mta_sts: true}\n", ".")
 	tgt := mustTarget(t, s.Plans["mx"], "example.org")
 	for _, tc := range []struct {
 		mx   *MXResult
@@ -243,5 +243,20 @@ func TestReportNamesTheDomainRows(t *testing.T) {
 		if !strings.Contains(b.String(), tc.want) || o.Success {
 			t.Errorf("report lacks %q (success %t):\n%s", tc.want, o.Success, b.String())
 		}
+	}
+}
+
+// TestPlanMarksTheDeadline: a module that waits for its message in a
+// mailbox writes its deadline into the message (another probe's cleanup of
+// the mailbox spares it until then); the others do not.
+func TestPlanMarksTheDeadline(t *testing.T) {
+	s := build(t, `modules:
+  roundtrip: {helo_name: probe.test, mail_from: a@probe.test, rcpt_to: [b@probe.test], send_data: true,
+    delivery_check: {imap: "127.0.0.1:993", username: u, password: p}}
+  data: {helo_name: probe.test, mail_from: a@probe.test, rcpt_to: [b@probe.test], send_data: true}
+`, ".")
+	if !s.Plans["roundtrip"].Options.MarkDeadline || s.Plans["data"].Options.MarkDeadline {
+		t.Errorf("MarkDeadline: roundtrip %t, data %t; want true, false",
+			s.Plans["roundtrip"].Options.MarkDeadline, s.Plans["data"].Options.MarkDeadline)
 	}
 }

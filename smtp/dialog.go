@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -229,6 +230,11 @@ func (p *prober) testMessage() string {
 	b.WriteString("Message-ID: " + p.res.MessageID + "\r\n")
 	b.WriteString("Auto-Submitted: auto-generated\r\n")
 	b.WriteString("X-Mailer: smtp_exporter\r\n")
+	if p.opts.MarkDeadline {
+		if d, ok := p.ctx.Deadline(); ok {
+			b.WriteString("X-Smtp-Exporter-Deadline: " + strconv.FormatInt(d.Unix()+1, 10) + "\r\n")
+		}
+	}
 	b.WriteString("\r\n")
 	b.WriteString("This message was sent by smtp_exporter to check that this server accepts mail.\r\n")
 	b.WriteString("It needs no action.\r\n")

@@ -73,6 +73,11 @@ type Options struct {
 	RcptTo []string
 	// SendData sends DATA and a small test message after RCPT TO.
 	SendData bool
+	// MarkDeadline writes the probe's deadline (unix seconds, rounded up)
+	// into the test message as X-Smtp-Exporter-Deadline: a delivery check
+	// waiting for the message gives up by then, and another check's
+	// cleanup of a shared mailbox leaves it alone until that has passed.
+	MarkDeadline bool
 	// IPProtocol is "ip4" (the default) or "ip6"; with IPProtocolFallback the
 	// other is used when the host has no address of the preferred one.
 	IPProtocol         string

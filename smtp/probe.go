@@ -162,22 +162,41 @@ func (p *prober) dialog() *Error {
 }
 
 // finish ends the dialog after an expected reply (err nil): RSET when a
-// transaction is open, then QUIT. A failure is passed through.
+// transaction is open, then QUIT. A failure is passed through. Once the
+// expectation is met the verdict is in, and RSET and QUIT are courtesy, as
+// after a failure (politeQuit): sent within quitBudget, recorded, and their
+// failure noted, never the probe's. A server that refuses and hangs up
+// (Exim's drop ACL, a STARTTLS-required server answering 530 and closing)
+// has met the expectation.
 func (p *prober) finish(err *Error) *Error {
 	if err != nil {
 		return err
 	}
+	deadline := time.Now().Add(quitBudget)
+	if d, ok := p.ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	p.conn.SetDeadline(deadline)
 	if p.mailOpen {
 		r, err := p.cmd(PhaseRset, "RSET", "")
-		if err != nil {
-			return err
+		if err == nil && r.Class() != 2 {
+			err = replyError(PhaseRset, r, 2)
 		}
-		if r.Class() != 2 {
-			return replyError(PhaseRset, r, 2)
+		if err != nil {
+			p.note("RSET after the expected reply failed (a courtesy, not a failure): %s", err)
+			p.politeQuit(err)
+			return nil
 		}
 		p.mailOpen = false
 	}
-	return p.quit()
+	r, qerr := p.cmd(PhaseQuit, "QUIT", "")
+	if qerr == nil && r.Class() != 2 {
+		qerr = replyError(PhaseQuit, r, 2)
+	}
+	if qerr != nil {
+		p.note("QUIT after the expected reply failed (a courtesy, not a failure): %s", qerr)
+	}
+	return nil
 }
 
 func (p *prober) quit() *Error {

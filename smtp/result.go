@@ -114,14 +114,21 @@ func (s *TLSState) LastChainExpiry() time.Time {
 func (r *Result) Success() bool { return r.Err == nil }
 
 // DecidingReply is the reply that decided the probe: on failure the failing
-// reply (nil if none came), on success the reply to QUIT.
+// reply (nil if none came), on success the 2xx reply to QUIT; or, when an
+// expectation was met and the courtesy RSET or QUIT after it got no 2xx
+// (the server hung up), the reply that met it: the last before them.
 func (r *Result) DecidingReply() *Reply {
 	if r.Err != nil {
 		return r.Err.Reply
 	}
 	for i := len(r.Phases) - 1; i >= 0; i-- {
-		if r.Phases[i].Phase == PhaseQuit {
-			return r.Phases[i].Reply
+		if p := r.Phases[i]; p.Phase == PhaseQuit && p.Reply != nil && p.Reply.Class() == 2 {
+			return p.Reply
+		}
+	}
+	for i := len(r.Phases) - 1; i >= 0; i-- {
+		if p := r.Phases[i]; p.Phase != PhaseQuit && p.Phase != PhaseRset && p.Reply != nil {
+			return p.Reply
 		}
 	}
 	return nil

@@ -21,26 +21,24 @@ type Record struct {
 }
 
 // ParseRecord parses "v=TLSRPTv1; rua=mailto:tlsrpt@example.org":
-// the version first, fields separated by ";" with optional spaces, one
-// rua of one or more comma-separated mailto: or https: URIs, other
-// well-formed fields ignored.
+// the version first, fields separated by ";" with optional spaces, at
+// least one rua of one or more comma-separated mailto: or https: URIs,
+// other well-formed fields ignored. RFC 8460 3's grammar,
+// "tlsrpt-version 1*(field-delim tlsrpt-field)" with "tlsrpt-field =
+// tlsrpt-rua / tlsrpt-extension", lets rua appear more than once and says
+// nothing of repeats: every rua field's addresses are taken, in order.
 func ParseRecord(txt string) (*Record, error) {
 	fields := strings.Split(txt, ";")
 	if n := len(fields); n > 1 && strings.Trim(fields[n-1], " \t") == "" {
 		fields = fields[:n-1]
 	}
 	var rec Record
-	seen := map[string]bool{}
 	for i, f := range fields {
 		f = strings.Trim(f, " \t")
 		key, value, ok := strings.Cut(f, "=")
 		if !ok || !isFieldName(key) || value == "" {
 			return nil, fmt.Errorf("tls-rpt record: field %q is not key=value", f)
 		}
-		if seen[key] {
-			return nil, fmt.Errorf("tls-rpt record: %q twice", key)
-		}
-		seen[key] = true
 		switch {
 		case i == 0:
 			if key != "v" || value != "TLSRPTv1" {

@@ -27,7 +27,15 @@ func TestParseTLSRPTRecord(t *testing.T) {
 		{in: "v=TLSRPTv1; rua=mailto:", wantErr: "without an address"},
 		{in: "v=TLSRPTv1; rua=mailto:@example.org", wantErr: "without an address"},
 		{in: "v=TLSRPTv1; rua=https:///path", wantErr: "without a host"},
-		{in: "v=TLSRPTv1; rua=mailto:a@example.org; rua=mailto:b@example.org", wantErr: "twice"},
+		// RFC 8460 3: tlsrpt-record = tlsrpt-version 1*(field-delim
+		// tlsrpt-field), tlsrpt-field = tlsrpt-rua / tlsrpt-extension: rua
+		// may appear more than once; every one is a report address.
+		{in: "v=TLSRPTv1; rua=mailto:a@example.org; rua=mailto:b@example.org",
+			wantRUA: []string{"mailto:a@example.org", "mailto:b@example.org"}},
+		{in: "v=TLSRPTv1;rua=mailto:a@example.org,https://r.example.org/v1; ext=x; rua=mailto:c@example.org;",
+			wantRUA: []string{"mailto:a@example.org", "https://r.example.org/v1", "mailto:c@example.org"}},
+		{in: "v=TLSRPTv1; rua=mailto:a@example.org; rua=ftp://x", wantErr: "not mailto or https"},
+		{in: "v=TLSRPTv1; rua=mailto:a@example.org; v=TLSRPTv2", wantRUA: []string{"mailto:a@example.org"}},
 		{in: "v=TLSRPTv1; rua=", wantErr: "key=value"},
 		{in: "", wantErr: "key=value"},
 	} {
