@@ -28,6 +28,9 @@ type Config struct {
 	Modules     map[string]*Module `yaml:"modules"`
 	Targets     []StaticTarget     `yaml:"targets,omitempty"`
 	ProbePolicy ProbePolicy        `yaml:"probe_policy,omitempty"`
+
+	// lines maps each key's path (KeyPath) to its line in the file.
+	lines map[string]int
 }
 
 // StaticTarget is a target probed on every scrape of /metrics.
