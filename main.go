@@ -112,7 +112,7 @@ func loadSet(path string) (*probe.Set, error) {
 	}
 	set, err := probe.Build(c)
 	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return nil, config.FileError(path, c, err)
 	}
 	return set, nil
 }

@@ -33,7 +33,7 @@ func runProbe(f *flags, stdout, stderr io.Writer) int {
 	}
 	plan, ok := set.Plans[f.probeModule]
 	if !ok {
-		fmt.Fprintf(stderr, "%s: unknown module %q\n", program, f.probeModule)
+		fmt.Fprintf(stderr, "%s: %s\n", program, set.Config.UnknownModule(f.probeModule))
 		return exitUsage
 	}
 	t, err := plan.ParseTarget(f.probeTarget)

@@ -80,11 +80,14 @@ func KeyPath(keys ...string) string {
 // modules.default.port: ..." with the line where it is known.
 func FileError(path string, c *Config, err error) error {
 	var ke *KeyError
-	if errors.As(err, &ke) && ke.Line == 0 && c != nil {
-		ke.Line = c.lines[KeyPath(ke.Path...)]
-	}
-	if ke != nil && ke.Line > 0 {
-		return fmt.Errorf("config %s:%d: %w", path, ke.Line, err)
+	if errors.As(err, &ke) {
+		line := ke.Line
+		if line == 0 && c != nil {
+			line = c.lines[KeyPath(ke.Path...)]
+		}
+		if line > 0 {
+			return fmt.Errorf("config %s:%d: %w", path, line, err)
+		}
 	}
 	return fmt.Errorf("config %s: %w", path, err)
 }

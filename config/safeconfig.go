@@ -74,7 +74,7 @@ func (sc *SafeConfig[T]) Reload(path string, logger log.Logger) error {
 		return sc.failed(path, logger, err)
 	}
 	if err := sc.set(c); err != nil {
-		return sc.failed(path, logger, err)
+		return sc.failed(path, logger, FileError(path, c, err))
 	}
 	level.Info(logger).Log("msg", "Loaded config file", "file", path, "modules", len(c.Modules), "targets", len(c.Targets))
 	return nil
