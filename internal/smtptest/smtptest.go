@@ -119,6 +119,10 @@ func Serve(t testing.TB, ln net.Listener, handle func(net.Conn)) {
 	})
 }
 
+// Respond answers c as a Server in mode does, for a listener of the test's
+// own (a TLS one, say).
+func Respond(c net.Conn, mode string) { serve(c, mode) }
+
 func serve(c net.Conn, mode string) {
 	r := bufio.NewReader(c)
 	buf := make([]byte, 512)
