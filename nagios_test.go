@@ -163,16 +163,6 @@ func startHostile(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func refusedAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // TestProbeCommandNagios: --output=nagios speaks the monitoring plugins'
 // format, every line of which a Nagios-style parser accepts, with the
 // state and exit code each outcome calls for.
@@ -183,7 +173,7 @@ func TestProbeCommandNagios(t *testing.T) {
 	tarpit := smtptest.Start(t, smtptest.Tarpit)
 	hostile := startHostile(t)
 	soon := startTLSFake(t, 10)
-	refused := refusedAddr(t)
+	refused := testenv.FreeAddr(t) // nothing listens there
 	conf := writeFile(t, t.TempDir(), "c.yml", "modules:\n  default:\n    helo_name: probe.test\n    timeout: 5s\n"+
 		"  smtps:\n    tls: implicit\n    tls_config: {insecure_skip_verify: true}\n")
 	rcpt := []string{"--mail-from=probe@example.org", "--rcpt-to=nobody@example.org"}
@@ -260,7 +250,7 @@ func TestNagiosStatusLineLikeCheckSMTP(t *testing.T) {
 	testenv.Require(t, err == nil, "%s (monitoring-plugins-basic) is not installed", filepath.Base(checkSMTP))
 	ok := smtptest.Start(t, smtptest.OK)
 	busy := smtptest.Start(t, smtptest.Busy)
-	refused := refusedAddr(t)
+	refused := testenv.FreeAddr(t) // nothing listens there
 	for _, tc := range []struct {
 		name, addr string
 		state      string
