@@ -66,9 +66,7 @@ func KeyPath(keys ...string) string {
 		case i > 0:
 			b.WriteByte('.')
 		}
-		if k == "" || strings.ContainsFunc(k, func(r rune) bool {
-			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '[' || r == ']')
-		}) {
+		if k == "" || strings.ContainsFunc(k, notPlain) {
 			k = strconv.Quote(k)
 		}
 		b.WriteString(k)
@@ -90,4 +88,10 @@ func FileError(path string, c *Config, err error) error {
 		}
 	}
 	return fmt.Errorf("config %s: %w", path, err)
+}
+
+// notPlain reports whether r needs quotes in a key path.
+func notPlain(r rune) bool {
+	plain := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_-[]", r)
+	return !plain
 }

@@ -30,6 +30,26 @@ type walker struct {
 	// seen holds the aliased nodes already walked as a type: an alias is
 	// walked once per type, however often it is used.
 	seen map[walkKey]bool
+	// types caches each section type's keys.
+	types map[reflect.Type]*sectionType
+}
+
+// sectionType is what the walk needs of a Go type, found once.
+type sectionType struct {
+	fields      map[string]reflect.Type // nil when not a section of keys
+	unmarshaler bool
+}
+
+func (w *walker) section(t reflect.Type) *sectionType {
+	st, ok := w.types[t]
+	if !ok {
+		st = &sectionType{unmarshaler: isUnmarshaler(t)}
+		if t.Kind() == reflect.Struct && hasYAMLFields(t) {
+			st.fields = yamlFields(t)
+		}
+		w.types[t] = st
+	}
+	return st
 }
 
 type walkKey struct {
@@ -38,7 +58,7 @@ type walkKey struct {
 }
 
 func newWalker() *walker {
-	return &walker{lines: map[string]int{}, seen: map[walkKey]bool{}}
+	return &walker{lines: map[string]int{}, seen: map[walkKey]bool{}, types: map[reflect.Type]*sectionType{}}
 }
 
 // obsoleteUnmarshaler is the UnmarshalYAML of yaml v2 (which v3 still
@@ -78,8 +98,8 @@ func (w *walker) walk(n *yaml3.Node, t reflect.Type, path []string) error {
 	if n.ShortTag() == "!!null" || t.Kind() == reflect.Interface {
 		return nil
 	}
-	switch {
-	case t.Kind() == reflect.Struct && hasYAMLFields(t):
+	switch st := w.section(t); {
+	case st.fields != nil:
 		if n.Kind != yaml3.MappingNode {
 			return w.shapeError(n, path, "keys and values")
 		}
@@ -88,7 +108,7 @@ func (w *walker) walk(n *yaml3.Node, t reflect.Type, path []string) error {
 		}
 		// The section's own checks, where it stands (the top-level
 		// section is decoded by the caller).
-		if len(path) > 0 && isUnmarshaler(t) {
+		if len(path) > 0 && st.unmarshaler {
 			return w.decodeAt(n, t, path)
 		}
 		return nil
@@ -119,7 +139,7 @@ func (w *walker) walk(n *yaml3.Node, t reflect.Type, path []string) error {
 
 // walkStruct checks the keys of a section: each known, once.
 func (w *walker) walkStruct(n *yaml3.Node, t reflect.Type, path []string) error {
-	fields := yamlFields(t)
+	fields := w.section(t).fields
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
