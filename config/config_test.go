@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -150,7 +151,9 @@ func TestSafeConfigReload(t *testing.T) {
 // errors never show Go's types or the decoder's words.
 func FuzzParseConfig(f *testing.F) {
 	for _, s := range []string{"modules:\n  default: {}\n", "modules:\n  d:\n    expect_reply: {rcpt: 5xx}\n    mail_from: a@b\n    rcpt_to: [c@d]\n",
-		"probe_policy:\n  deny: [10.0.0.0/8]\nmodules: {a: {}}\n", "targets: [{target: x}]\nmodules: {default: {}}\n"} {
+		"probe_policy:\n  deny: [10.0.0.0/8]\nmodules: {a: {}}\n", "targets: [{target: x}]\nmodules: {default: {}}\n",
+		"modules:\n  base: &b {helo_name: a.b, port: 25}\n  other:\n    <<: *b\n    tls: true\n",
+		"modules: &a {x: *a, default: {preferred_ip_protocol: ip4, port: 0}}\n"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -163,8 +166,10 @@ func FuzzParseConfig(f *testing.F) {
 		if err != nil && !errors.As(err, &ke) {
 			t.Fatalf("error without a key or line: %v", err)
 		}
+		// (What the file itself holds, such as a module named "0!!0", may
+		// come back in the message.)
 		if err != nil {
-			if leak := goInternals(err.Error()); leak != "" {
+			if leak := goInternals(err.Error()); leak != "" && !bytes.Contains(data, []byte(leak)) {
 				t.Fatalf("error shows Go's %q: %v", leak, err)
 			}
 		}
