@@ -9,6 +9,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -114,7 +115,8 @@ func (m *Module) UnmarshalYAML(unmarshal func(any) error) error {
 	if err := unmarshal((*moduleKeys)(m)); err != nil {
 		return err
 	}
-	// port: 0 is refused, not read as "the default".
+	// port: 0 is refused, not read as "the default". (Parse decodes with
+	// yaml v3, not strictly: its walk has checked every key already.)
 	var set struct {
 		Port *uint16 `yaml:"port"`
 	}
@@ -513,6 +515,9 @@ func Parse(data []byte, dir string) (*Config, error) {
 	if len(c.Modules) == 0 {
 		return nil, errNoModules()
 	}
+	// Kept for the errors of compiling the modules (FileError); the static
+	// targets' lines, thousands in a large file, are not needed then.
+	maps.DeleteFunc(w.lines, func(path string, _ int) bool { return strings.HasPrefix(path, "targets[") })
 	c.lines = w.lines
 	for _, m := range c.Modules {
 		m.TLSConfig.SetDirectory(dir)
