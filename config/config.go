@@ -1,7 +1,8 @@
 // Package config is what the user wrote in the configuration file, as plain
 // data: the YAML types, their defaults, and every check of what they hold,
-// done while decoding (in UnmarshalYAML), so that an error names the key and
-// the module it is in. Nothing here dials, reads a file other than the config
+// done while decoding (in UnmarshalYAML; schema.go walks the file beside the
+// types first), so that an error names the line, the key's path and the
+// value in the words of the file (errors.go). Nothing here dials, reads a file other than the config
 // itself, or holds runtime state: a module is compiled into a probe plan by
 // package probe, once per load. SafeConfig swaps configurations on reload.
 package config
