@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -53,9 +54,7 @@ type flags struct {
 	maxInFlight, staticConcurrency  int
 	counterLimit, historyLimit      int
 	web                             *web.FlagConfig
-	probeTarget, probeModule        string
-	probeTimeout                    time.Duration
-	probeTimeoutSet                 bool
+	probe                           probeFlags
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -69,20 +68,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").Default("info").EnumVar(&f.logLevel, "debug", "info", "warn", "error")
 	app.Flag("log.format", "Output format of log messages. One of: [logfmt, json]").Default("logfmt").EnumVar(&f.logFormat, "logfmt", "json")
 	app.Flag("timeout-offset", "Seconds to take off Prometheus's scrape timeout (X-Prometheus-Scrape-Timeout-Seconds) for the probe's own deadline.").Default("0.5").Float64Var(&f.timeoutOffset)
-	app.Flag("probe.max-in-flight", "Most probes running at once across /probe and /metrics; /probe answers 503 beyond it.").Default("1000").IntVar(&f.maxInFlight)
+	app.Flag("probe.max-in-flight", "Most connections /probe holds at once (an MX probe takes one per exchanger); /probe answers 503 beyond it. The static targets of /metrics have --static.concurrency of their own.").Default("1000").IntVar(&f.maxInFlight)
 	app.Flag("history.limit", "Most recent probes the landing page lists, each with its transcript (failed ones kept longer); 0 keeps none.").Default("100").IntVar(&f.historyLimit)
 	app.Flag("probe.counter-limit", "Most targets whose reply counters are kept for /probe; the least recently probed is forgotten first.").Default("10000").IntVar(&f.counterLimit)
 	app.Flag("probe.static-targets-only", "Restrict /probe to the targets listed in the configuration file.").BoolVar(&f.staticOnly)
 	app.Flag("static.concurrency", "Most static targets one /metrics scrape probes at once.").Default("256").IntVar(&f.staticConcurrency)
 	f.web = kingpinflag.AddFlags(app, ":9425")
 	serve := app.Command("serve", "Run the exporter (the default).").Default()
-	probe := app.Command("probe", "Probe one target now, print the SMTP transcript with timings and an explanation of every non-2xx reply; exit 0 on success, 2 on failure, 3 on a usage or config error.")
-	probe.Arg("target", "host, host:port, [v6addr]:port, or a domain for an mx_lookup module.").Required().StringVar(&f.probeTarget)
-	probe.Flag("module", "Module of the configuration file to probe with.").Default(config.DefaultModuleName).StringVar(&f.probeModule)
-	probe.Flag("timeout", "Overrides the module's timeout (e.g. 30s).").IsSetByUser(&f.probeTimeoutSet).DurationVar(&f.probeTimeout)
+	probeCmd := addProbeCommand(app, &f.probe)
 
 	cmd, err := app.Parse(args)
 	if err != nil {
+		if slices.Contains(args, "probe") && wantsNagios(args) {
+			return probe.WriteNagiosUnknown(stdout, err.Error())
+		}
 		fmt.Fprintf(stderr, "%s: %v (try --help)\n", program, err)
 		return exitUsage
 	}
@@ -97,7 +96,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%s: config file %s is valid\n", program, f.configFile)
 		return exitOK
-	case cmd == probe.FullCommand():
+	case cmd == probeCmd.FullCommand():
 		return runProbe(&f, stdout, stderr)
 	case cmd == serve.FullCommand():
 		return runServer(&f, logger, base)
@@ -113,7 +112,7 @@ func loadSet(path string) (*probe.Set, error) {
 	}
 	set, err := probe.Build(c)
 	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return nil, config.FileError(path, c, err)
 	}
 	return set, nil
 }

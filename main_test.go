@@ -36,7 +36,7 @@ func TestConfigCheck(t *testing.T) {
 	}
 	bad := writeFile(t, t.TempDir(), "bad.yml", "modules:\n  default:\n    helo_nam: x\n")
 	code, _, errOut := runCLI("--config.check", "--config.file="+bad)
-	if code == 0 || !strings.Contains(errOut, `line 3: field helo_nam not found in type config.moduleKeys`) {
+	if code == 0 || errOut != "smtp_exporter: config "+bad+":3: modules.default.helo_nam: unknown key: did you mean helo_name?\n" {
 		t.Errorf("bad config: exit %d, stderr %q", code, errOut)
 	}
 }
@@ -72,7 +72,7 @@ func TestProbeCommand(t *testing.T) {
 			[]string{"S: 220 fake.test ESMTP", "C: EHLO probe.test", "C: QUIT", "S: 221 2.0.0 Bye", "Probe succeeded"}, ""},
 		{"failure explained", []string{"probe", busy.Addr, "--config.file=" + conf}, 2,
 			[]string{"S: 421 #4.4.5 Too many connections", "banner: 421 4.4.5: temporary failure", "congested", "Probe FAILED", "failed in phase banner (reply_4xx)"}, ""},
-		{"unknown module", []string{"probe", ok.Addr, "--module=nope", "--config.file=" + conf}, 3, nil, `unknown module "nope"`},
+		{"unknown module", []string{"probe", ok.Addr, "--module=nope", "--config.file=" + conf}, 3, nil, `unknown module "nope" (the modules are "default")`},
 		{"bad target", []string{"probe", "mx.example.org:0", "--config.file=" + conf}, 3, nil, `port "0" is not a number`},
 		{"bad config", []string{"probe", ok.Addr, "--config.file=" + filepath.Join(dir, "missing.yml")}, 3, nil, "no such file"},
 		{"no target", []string{"probe", "--config.file=" + conf}, 3, nil, "required argument 'target' not provided"},

@@ -1,7 +1,8 @@
 // Package config is what the user wrote in the configuration file, as plain
 // data: the YAML types, their defaults, and every check of what they hold,
-// done while decoding (in UnmarshalYAML), so that an error names the key and
-// the module it is in. Nothing here dials, reads a file other than the config
+// done while decoding (in UnmarshalYAML; schema.go walks the file beside the
+// types first), so that an error names the line, the key's path and the
+// value in the words of the file (errors.go). Nothing here dials, reads a file other than the config
 // itself, or holds runtime state: a module is compiled into a probe plan by
 // package probe, once per load. SafeConfig swaps configurations on reload.
 package config
@@ -9,16 +10,20 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v2"
+	yaml3 "go.yaml.in/yaml/v3"
 
 	"github.com/smtp-exporter/smtp_exporter/smtp"
 )
@@ -28,6 +33,9 @@ type Config struct {
 	Modules     map[string]*Module `yaml:"modules"`
 	Targets     []StaticTarget     `yaml:"targets,omitempty"`
 	ProbePolicy ProbePolicy        `yaml:"probe_policy,omitempty"`
+
+	// lines maps each key's path (KeyPath) to its line in the file.
+	lines map[string]int
 }
 
 // StaticTarget is a target probed on every scrape of /metrics.
@@ -61,6 +69,9 @@ type Module struct {
 	DANE            bool                 `yaml:"dane,omitempty"`
 	MTASTS          bool                 `yaml:"mta_sts,omitempty"`
 	MTASTSTLSConfig promconfig.TLSConfig `yaml:"mta_sts_tls_config,omitempty"`
+
+	// portDefaulted is true when the file leaves port out: it follows tls.
+	portDefaulted bool
 }
 
 // AuthConfig holds AUTH credentials: a password (PLAIN, LOGIN, CRAM-MD5) or
@@ -102,8 +113,7 @@ func DefaultHeloName() string {
 	return "localhost"
 }
 
-// moduleKeys is Module without its UnmarshalYAML; yaml names it in errors
-// about unknown keys.
+// moduleKeys is Module without its UnmarshalYAML.
 type moduleKeys Module
 
 // UnmarshalYAML sets the defaults, decodes the module and checks it.
@@ -113,6 +123,14 @@ func (m *Module) UnmarshalYAML(unmarshal func(any) error) error {
 	if err := unmarshal((*moduleKeys)(m)); err != nil {
 		return err
 	}
+	// port: 0 is refused, not read as "the default". (Parse decodes with
+	// yaml v3, not strictly: its walk has checked every key already.)
+	var set struct {
+		Port *uint16 `yaml:"port"`
+	}
+	if err := unmarshal(&set); err != nil {
+		return err
+	}
 	if m.HeloName == "" {
 		m.HeloName = DefaultHeloName()
 	}
@@ -120,48 +138,55 @@ func (m *Module) UnmarshalYAML(unmarshal func(any) error) error {
 		t := true
 		m.IPProtocolFallback = &t
 	}
-	if m.Port == 0 {
-		m.Port = 25
-		if m.TLS == smtp.TLSImplicit {
-			m.Port = 465
-		}
+	if set.Port == nil {
+		m.Port, m.portDefaulted = defaultPort(m.TLS), true
 	}
 	return m.validate()
 }
 
+// defaultPort is a target's port when neither it nor the module names one.
+func defaultPort(tls smtp.TLSMode) uint16 {
+	if tls == smtp.TLSImplicit {
+		return 465
+	}
+	return 25
+}
+
+// validate checks the module; each error is a KeyError at the key that is
+// wrong, relative to the module.
 func (m *Module) validate() error {
 	if m.Timeout <= 0 {
-		return fmt.Errorf("timeout must be positive, got %s", m.Timeout)
+		return at("timeout", "%s is not a positive duration: write one such as 10s", m.Timeout)
+	}
+	if m.Port == 0 {
+		return at("port", "0 is not a port number: write one from 1 to 65535, or leave port out for %d", defaultPort(m.TLS))
 	}
 	if err := smtp.CheckHeloName(m.HeloName); err != nil {
-		return fmt.Errorf("helo_name: %w", err)
+		return at("helo_name", "%w", err)
 	}
-	switch m.TLS {
-	case smtp.TLSNone:
-		if m.TLSConfig != (promconfig.TLSConfig{}) {
-			return errors.New("tls_config is set but tls is none")
-		}
-	case smtp.TLSStartTLS, smtp.TLSImplicit:
-	default:
-		return fmt.Errorf("tls %q: want none, starttls or implicit", m.TLS)
+	if err := checkTLSMode(m.TLS); err != nil {
+		return AtKey(err, "tls")
+	}
+	if m.TLS == smtp.TLSNone && m.TLSConfig != (promconfig.TLSConfig{}) {
+		return at("tls_config", "is set, but tls is none: set tls: starttls or implicit, or leave tls_config out")
 	}
 	switch m.IPProtocol {
 	case "ip4", "ip6":
 	default:
-		return fmt.Errorf("ip_protocol %q: want ip4 or ip6", m.IPProtocol)
+		return at("ip_protocol", "%q is not ip4 or ip6", m.IPProtocol)
 	}
 	if m.Resolver != "" {
 		if _, _, err := net.SplitHostPort(m.Resolver); err != nil {
-			return fmt.Errorf("resolver %q: want host:port: %w", m.Resolver, err)
+			return at("resolver", "%q is not host:port, such as 127.0.0.1:53", m.Resolver)
 		}
 	}
 	switch m.MXSuccess {
 	case MXSuccessAll, MXSuccessAny, MXSuccessPrimary:
 	default:
-		return fmt.Errorf("mx_success %q: want all, any or primary", m.MXSuccess)
+		return at("mx_success", "%q is not all, any or primary", m.MXSuccess)
 	}
 	if m.MXMaxHosts < 1 || m.MXMaxHosts > MaxMXHosts {
-		return fmt.Errorf("mx_max_hosts %d: want 1 to %d", m.MXMaxHosts, MaxMXHosts)
+		return at("mx_max_hosts", "%d is not from 1 to %d", m.MXMaxHosts, MaxMXHosts)
 	}
 	if err := m.validateTransaction(); err != nil {
 		return err
@@ -171,37 +196,50 @@ func (m *Module) validate() error {
 	}
 	if m.Auth != nil {
 		if m.TLS == smtp.TLSNone && !m.Auth.AllowPlaintext {
-			return errors.New("auth without tls would send the password in clear: use tls starttls or implicit, or set auth.allow_plaintext")
+			return at("auth", "with tls: none would send the password in clear: set tls: starttls or implicit, or auth.allow_plaintext: true")
 		}
 	}
 	return m.validateExpectations()
 }
 
+// checkTLSMode checks a tls key's value.
+func checkTLSMode(mode smtp.TLSMode) error {
+	switch mode {
+	case smtp.TLSNone, smtp.TLSStartTLS, smtp.TLSImplicit:
+		return nil
+	case "true", "yes", "on":
+		return keyErrorf(nil, "%q is not none, starttls or implicit: blackbox_exporter's tls: true (TLS from the first byte) is tls: implicit here, and STARTTLS is tls: starttls", string(mode))
+	case "false", "no", "off":
+		return keyErrorf(nil, "%q is not none, starttls or implicit: write tls: none for plain SMTP", string(mode))
+	}
+	return keyErrorf(nil, "%q is not none, starttls or implicit", string(mode))
+}
+
 func (m *Module) validateTransaction() error {
 	if m.MailFrom != "" && m.MailFrom != "<>" {
 		if err := smtp.CheckMailbox(m.MailFrom); err != nil {
-			return fmt.Errorf("mail_from: %w", err)
+			return at("mail_from", "%w", err)
 		}
 	}
 	for i, rcpt := range m.RcptTo {
 		if err := smtp.CheckMailbox(rcpt); err != nil {
-			return fmt.Errorf("rcpt_to[%d]: %w", i, err)
+			return keyErrorf([]string{"rcpt_to", Index(i)}, "%w", err)
 		}
 	}
 	if len(m.RcptTo) > 0 && m.MailFrom == "" {
-		return errors.New("rcpt_to needs mail_from")
+		return at("rcpt_to", "needs mail_from: RCPT TO comes after MAIL FROM")
 	}
 	if m.SendData && len(m.RcptTo) == 0 {
-		return errors.New("send_data needs rcpt_to")
+		return at("send_data", "needs rcpt_to: DATA comes after RCPT TO")
 	}
 	if m.DeliveryCheck != nil {
 		switch {
 		case !m.SendData:
-			return errors.New("delivery_check needs send_data (and mail_from, rcpt_to): there is no message to wait for")
+			return at("delivery_check", "needs send_data (and mail_from, rcpt_to): there is no message to wait for")
 		case m.MXLookup:
-			return errors.New("delivery_check cannot go with mx_lookup: every exchanger would send a message of its own")
+			return at("delivery_check", "cannot go with mx_lookup: every exchanger would send a message of its own")
 		case len(m.ExpectReply) > 0:
-			return errors.New("delivery_check cannot go with expect_reply: the dialog must deliver the message")
+			return at("delivery_check", "cannot go with expect_reply: the dialog must deliver the message")
 		}
 	}
 	return nil
@@ -218,22 +256,22 @@ func (m *Module) validatePaths() error {
 	switch m.Addresses {
 	case AddressesFirst, AddressesAll:
 	default:
-		return fmt.Errorf("addresses %q: want first or all", m.Addresses)
+		return at("addresses", "%q is not first or all", m.Addresses)
 	}
 	if m.DANE && m.TLS == smtp.TLSNone {
-		return errors.New("dane needs tls starttls or implicit: DANE verifies the certificate of a TLS connection")
+		return at("dane", "needs tls: starttls or implicit: DANE verifies the certificate of a TLS connection")
 	}
 	if m.MTASTS && !m.MXLookup {
-		return errors.New("mta_sts needs mx_lookup: a policy is a domain's, checked against its MX hosts")
+		return at("mta_sts", "needs mx_lookup: a policy is a domain's, checked against its MX hosts")
 	}
 	if err := m.mtastsCanPass(); err != nil {
 		return err
 	}
 	if m.MTASTSTLSConfig != (promconfig.TLSConfig{}) && !m.MTASTS {
-		return errors.New("mta_sts_tls_config is set but mta_sts is not")
+		return at("mta_sts_tls_config", "is set, but mta_sts is not")
 	}
 	if m.DeliveryCheck != nil && m.Addresses == AddressesAll {
-		return errors.New("delivery_check cannot go with addresses all: every address would send a message of its own")
+		return at("delivery_check", "cannot go with addresses: all: every address would send a message of its own")
 	}
 	return nil
 }
@@ -244,20 +282,21 @@ var expectable = []smtp.Phase{smtp.PhaseBanner, smtp.PhaseEHLO, smtp.PhaseStartT
 
 func (m *Module) validateExpectations() error {
 	for _, phase := range sortedKeys(m.ExpectReply) {
+		key := []string{"expect_reply", string(phase)}
+		if !slices.Contains(expectable, phase) {
+			return keyErrorf(key, "%q is not a phase that can carry an expectation (%s)", phase, phaseList(expectable))
+		}
 		class, err := ParseReplyClass(m.ExpectReply[phase])
 		if err != nil {
-			return fmt.Errorf("expect_reply: %s: %w", phase, err)
-		}
-		if !slices.Contains(expectable, phase) {
-			return fmt.Errorf("expect_reply: phase %q cannot carry an expectation (want one of %s)", phase, phaseList(expectable))
+			return keyErrorf(key, "%w", err)
 		}
 		if class == 3 {
 			// A 3xx reply opens an exchange (DATA's 354, AUTH's 334) that
 			// the probe cannot end politely from there.
-			return fmt.Errorf("expect_reply: %s: 3xx cannot end the dialog (it leaves DATA or AUTH open): expect 2xx, 4xx or 5xx", phase)
+			return keyErrorf(key, "3xx cannot end the dialog (it leaves DATA or AUTH open): expect 2xx, 4xx or 5xx")
 		}
 		if !m.reaches(phase) {
-			return fmt.Errorf("expect_reply: phase %q is never reached by this module", phase)
+			return keyErrorf(key, "this module never reaches phase %s", phase)
 		}
 	}
 	return nil
@@ -293,7 +332,7 @@ func ParseReplyClass(s string) (int, error) {
 	if len(s) == 3 && s[0] >= '2' && s[0] <= '5' && strings.EqualFold(s[1:], "xx") {
 		return int(s[0] - '0'), nil
 	}
-	return 0, fmt.Errorf("reply class %q: want 2xx, 4xx or 5xx", s)
+	return 0, fmt.Errorf("%q is not a reply class: write 2xx, 4xx or 5xx", s)
 }
 
 type authKeys AuthConfig
@@ -304,18 +343,36 @@ func (a *AuthConfig) UnmarshalYAML(unmarshal func(any) error) error {
 		return err
 	}
 	if a.Username == "" {
-		return errors.New("auth: username is required")
+		return keyErrorf(nil, "needs a username")
 	}
 	if strings.ContainsFunc(a.Username, func(r rune) bool { return r < 0x20 || r == 0x7f || r == ' ' }) {
-		return errors.New("auth: username contains a space or a control character")
+		return at("username", "%q contains a space or a control character", a.Username)
 	}
 	if err := a.validateCredentials(); err != nil {
 		return err
 	}
 	for i, t := range a.Targets {
 		if _, err := ParsePattern(t, true); err != nil {
-			return fmt.Errorf("auth: targets[%d]: %w", i, err)
+			return keyErrorf([]string{"targets", Index(i)}, "%w", err)
 		}
+	}
+	return nil
+}
+
+// checkCredentials checks a username and where its password comes from
+// (auth, delivery_check).
+func checkCredentials(username string, password promconfig.Secret, passwordFile string) error {
+	if username == "" {
+		return keyErrorf(nil, "needs a username")
+	}
+	if strings.ContainsFunc(username, func(r rune) bool { return r < 0x20 || r == 0x7f || r == ' ' }) {
+		return at("username", "%q contains a space or a control character", username)
+	}
+	switch {
+	case password != "" && passwordFile != "":
+		return at("password_file", "is set together with password: keep one of them")
+	case password == "" && passwordFile == "":
+		return keyErrorf(nil, "needs password_file (or password)")
 	}
 	return nil
 }
@@ -358,18 +415,18 @@ func (c *Config) UnmarshalYAML(unmarshal func(any) error) error {
 		return err
 	}
 	if len(raw.Modules) == 0 {
-		return errors.New("no modules defined")
+		return errNoModules()
 	}
 	c.Targets, c.ProbePolicy = raw.Targets, raw.ProbePolicy
 	c.Modules = make(map[string]*Module, len(raw.Modules))
 	for _, name := range sortedKeys(raw.Modules) {
 		lm := raw.Modules[name]
 		if lm == nil {
-			return fmt.Errorf("module %q is empty (write {} for all defaults)", name)
+			return keyErrorf([]string{"modules", name}, "is empty: write {} for all the defaults")
 		}
 		m := &Module{}
 		if err := lm.unmarshal(m); err != nil {
-			return fmt.Errorf("module %q: %w", name, err)
+			return AtKey(err, "modules", name)
 		}
 		c.Modules[name] = m
 	}
@@ -377,18 +434,31 @@ func (c *Config) UnmarshalYAML(unmarshal func(any) error) error {
 	for i, t := range c.Targets {
 		m, ok := c.Modules[t.Module]
 		if !ok {
-			return fmt.Errorf("targets[%d] %q: unknown module %q", i, t.Target, t.Module)
+			return keyErrorf([]string{"targets", Index(i), "module"}, "%s", c.UnknownModule(t.Module))
 		}
 		key, err := m.TargetKey(t.Target)
 		if err != nil {
-			return fmt.Errorf("targets[%d]: %w", i, err)
+			return keyErrorf([]string{"targets", Index(i), "target"}, "%w", err)
 		}
 		if j, dup := seen[[2]string{key, t.Module}]; dup {
-			return fmt.Errorf("targets[%d]: %q with module %q is targets[%d] %q again", i, t.Target, t.Module, j, c.Targets[j].Target)
+			return keyErrorf([]string{"targets", Index(i), "target"}, "%q with module %q is targets[%d] (%q) again", t.Target, t.Module, j, c.Targets[j].Target)
 		}
 		seen[[2]string{key, t.Module}] = i
 	}
 	return nil
+}
+
+func errNoModules() error {
+	return keyErrorf([]string{"modules"}, "no module is defined: write at least one, such as modules: {default: {}}")
+}
+
+// UnknownModule says that name is not a module of c, and which are.
+func (c *Config) UnknownModule(name string) string {
+	names := sortedKeys(c.Modules)
+	for i, n := range names {
+		names[i] = strconv.Quote(n)
+	}
+	return fmt.Sprintf("unknown module %q (the modules are %s)", name, strings.Join(names, ", "))
 }
 
 // TargetKey is target as this module reads it, normalised: "host:port"
@@ -417,7 +487,8 @@ func Default() *Config {
 
 // LoadFile reads and decodes a config file, strictly: unknown keys are
 // errors. Relative file names in it (ca_file, cert_file, key_file,
-// password_file) are taken relative to the file's directory.
+// password_file) are taken relative to the file's directory. An error
+// reads "config FILE:LINE: KEY.PATH: what is wrong".
 func LoadFile(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -425,21 +496,41 @@ func LoadFile(path string) (*Config, error) {
 	}
 	c, err := Parse(data, filepath.Dir(path))
 	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return nil, FileError(path, nil, err)
 	}
 	return c, nil
 }
 
-// Parse decodes config text; dir is where relative file names point.
+// Parse decodes config text; dir is where relative file names point. Every
+// error is a *KeyError: the key's path, its line, what is wrong.
 func Parse(data []byte, dir string) (*Config, error) {
-	c := &Config{}
-	if err := yaml.UnmarshalStrict(data, c); err != nil {
+	var doc yaml3.Node
+	if err := yaml3.Unmarshal(data, &doc); err != nil {
+		return nil, syntaxError(err)
+	}
+	w := newWalker()
+	if err := w.walk(&doc, reflect.TypeFor[Config](), nil); err != nil {
 		return nil, err
+	}
+	c := &Config{}
+	if len(doc.Content) > 0 {
+		if err := doc.Decode(c); err != nil {
+			var ke *KeyError
+			if !errors.As(err, &ke) { // the walk decoded every section; not expected
+				err = &KeyError{Err: errors.New("this file cannot be read as a configuration")}
+			}
+			w.setLine(err, 0)
+			return nil, err
+		}
 	}
 	// An empty document never reaches Config.UnmarshalYAML.
 	if len(c.Modules) == 0 {
-		return nil, errors.New("no modules defined")
+		return nil, errNoModules()
 	}
+	// Kept for the errors of compiling the modules (FileError); the static
+	// targets' lines, thousands in a large file, are not needed then.
+	maps.DeleteFunc(w.lines, func(path string, _ int) bool { return strings.HasPrefix(path, "targets[") })
+	c.lines = w.lines
 	for _, m := range c.Modules {
 		m.TLSConfig.SetDirectory(dir)
 		m.MTASTSTLSConfig.SetDirectory(dir)

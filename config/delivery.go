@@ -1,8 +1,6 @@
 package config
 
 import (
-	"errors"
-	"fmt"
 	"net"
 	"strconv"
 	"time"
@@ -46,20 +44,19 @@ func (d *DeliveryCheck) UnmarshalYAML(unmarshal func(any) error) error {
 	if err := unmarshal((*deliveryCheckKeys)(d)); err != nil {
 		return err
 	}
-	switch d.TLS {
-	case smtp.TLSNone:
+	if err := checkTLSMode(d.TLS); err != nil {
+		return AtKey(err, "tls")
+	}
+	if d.TLS == smtp.TLSNone {
 		if d.TLSConfig != (promconfig.TLSConfig{}) {
-			return errors.New("delivery_check: tls_config is set but tls is none")
+			return at("tls_config", "is set, but tls is none: set tls: starttls or implicit, or leave tls_config out")
 		}
 		if !d.AllowPlaintext {
-			return errors.New("delivery_check: tls none would send the IMAP password in clear: use starttls or implicit, or set delivery_check.allow_plaintext")
+			return at("tls", "none would send the IMAP password in clear: write starttls or implicit, or set delivery_check.allow_plaintext: true")
 		}
-	case smtp.TLSStartTLS, smtp.TLSImplicit:
-	default:
-		return fmt.Errorf("delivery_check: tls %q: want none, starttls or implicit", d.TLS)
 	}
 	if d.IMAP == "" {
-		return errors.New("delivery_check: imap is required (host or host:port)")
+		return keyErrorf(nil, "needs imap: the IMAP server, host or host:port")
 	}
 	port := uint16(143)
 	if d.TLS == smtp.TLSImplicit {
@@ -67,27 +64,21 @@ func (d *DeliveryCheck) UnmarshalYAML(unmarshal func(any) error) error {
 	}
 	host, p, err := ParseTarget(d.IMAP, port)
 	if err != nil {
-		return fmt.Errorf("delivery_check: imap: %w", err)
+		return at("imap", "%w", err)
 	}
 	d.IMAP = net.JoinHostPort(host, strconv.Itoa(int(p)))
-	if d.Username == "" {
-		return errors.New("delivery_check: username is required")
-	}
-	switch {
-	case d.Password != "" && d.PasswordFile != "":
-		return errors.New("delivery_check: at most one of password and password_file")
-	case d.Password == "" && d.PasswordFile == "":
-		return errors.New("delivery_check: password or password_file is required")
+	if err := checkCredentials(d.Username, d.Password, d.PasswordFile); err != nil {
+		return err
 	}
 	if d.Timeout <= 0 {
-		return fmt.Errorf("delivery_check: timeout must be positive, got %s", d.Timeout)
+		return at("timeout", "%s is not a positive duration: write one such as 60s", d.Timeout)
 	}
 	if d.Mailbox == "" {
-		return errors.New("delivery_check: mailbox is empty")
+		return at("mailbox", "is empty: write the mailbox to search, such as INBOX")
 	}
 	for i, t := range d.Targets {
 		if _, err := ParsePattern(t, true); err != nil {
-			return fmt.Errorf("delivery_check: targets[%d]: %w", i, err)
+			return keyErrorf([]string{"targets", Index(i)}, "%w", err)
 		}
 	}
 	return nil

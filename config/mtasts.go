@@ -1,8 +1,6 @@
 package config
 
 import (
-	"errors"
-
 	"github.com/smtp-exporter/smtp_exporter/smtp"
 )
 
@@ -19,11 +17,11 @@ func (m *Module) mtastsCanPass() error {
 	}
 	switch {
 	case m.TLS == smtp.TLSNone:
-		return errors.New("mta_sts needs tls starttls or implicit: the policy requires a certificate valid for each MX host's name, which a dialog without TLS never shows")
+		return at("mta_sts", "needs tls: starttls or implicit: the policy requires a certificate valid for each MX host's name, which a dialog without TLS never shows")
 	case m.TLSConfig.InsecureSkipVerify:
-		return errors.New("mta_sts cannot go with tls_config.insecure_skip_verify: the policy requires the certificate to be verified, and skipping verification fails every MX")
+		return at("mta_sts", "cannot go with tls_config.insecure_skip_verify: the policy requires the certificate to be verified, and skipping verification fails every MX")
 	case m.TLSConfig.ServerName != "":
-		return errors.New("mta_sts cannot go with tls_config.server_name: the policy checks each MX host's certificate against that host's own name, which server_name would replace")
+		return at("mta_sts", "cannot go with tls_config.server_name: the policy checks each MX host's certificate against that host's own name, which server_name would replace")
 	}
 	return nil
 }

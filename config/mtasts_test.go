@@ -14,13 +14,13 @@ func TestMTASTSModulesThatCannotPass(t *testing.T) {
 		name, module, wantErr string
 	}{
 		{"tls none", "    tls: none\n",
-			`module "sts": mta_sts needs tls starttls or implicit: the policy requires a certificate valid for each MX host's name, which a dialog without TLS never shows`},
+			`modules.sts.mta_sts: needs tls: starttls or implicit: the policy requires a certificate valid for each MX host's name, which a dialog without TLS never shows`},
 		{"tls left at its default (none)", "",
-			`module "sts": mta_sts needs tls starttls or implicit`},
+			`modules.sts.mta_sts: needs tls: starttls or implicit`},
 		{"insecure_skip_verify", "    tls: starttls\n    tls_config: {insecure_skip_verify: true}\n",
-			`module "sts": mta_sts cannot go with tls_config.insecure_skip_verify: the policy requires the certificate to be verified, and skipping verification fails every MX`},
+			`modules.sts.mta_sts: cannot go with tls_config.insecure_skip_verify: the policy requires the certificate to be verified, and skipping verification fails every MX`},
 		{"server_name", "    tls: starttls\n    tls_config: {server_name: mx.example.org}\n",
-			`module "sts": mta_sts cannot go with tls_config.server_name: the policy checks each MX host's certificate against that host's own name, which server_name would replace`},
+			`modules.sts.mta_sts: cannot go with tls_config.server_name: the policy checks each MX host's certificate against that host's own name, which server_name would replace`},
 		{"starttls", "    tls: starttls\n", ""},
 		{"implicit", "    tls: implicit\n", ""},
 	}

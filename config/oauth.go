@@ -33,39 +33,39 @@ func (a *AuthConfig) validateCredentials() error {
 	tokenKey := ""
 	switch {
 	case a.OAuth2 != nil && a.BearerTokenFile != "":
-		return errors.New("auth: at most one of oauth2 and bearer_token_file")
+		return at("bearer_token_file", "is set together with oauth2: keep one of them")
 	case a.OAuth2 != nil:
 		tokenKey = "oauth2"
 	case a.BearerTokenFile != "":
 		tokenKey = "bearer_token_file"
 	}
 	if password && tokenKey != "" {
-		return fmt.Errorf("auth: %s and %s exclude each other: a module sends one credential", passwordKey(a), tokenKey)
+		return at(tokenKey, "is set together with %s: a module sends one credential", passwordKey(a))
 	}
 	if a.Password != "" && a.PasswordFile != "" {
-		return errors.New("auth: at most one of password and password_file")
+		return at("password_file", "is set together with password: keep one of them")
 	}
 	switch mech := strings.ToUpper(a.Mechanism); mech {
 	case "", "PLAIN", "LOGIN", "CRAM-MD5":
 		if tokenKey != "" {
-			return fmt.Errorf("auth: %s needs mechanism XOAUTH2 or OAUTHBEARER (got %s)", tokenKey, cmp.Or(a.Mechanism, "none"))
+			return at(tokenKey, "needs mechanism XOAUTH2 or OAUTHBEARER (mechanism is %s)", cmp.Or(a.Mechanism, "not set"))
 		}
 		if !password {
-			return errors.New("auth: password or password_file is required")
+			return keyErrorf(nil, "needs password_file (or password)")
 		}
 	case "XOAUTH2", "OAUTHBEARER":
 		if password {
-			return fmt.Errorf("auth: mechanism %s takes a bearer token from oauth2 or bearer_token_file, not %s", mech, passwordKey(a))
+			return at(passwordKey(a), "is not used by mechanism %s, which takes a bearer token from oauth2 or bearer_token_file", mech)
 		}
 		if tokenKey == "" {
-			return fmt.Errorf("auth: mechanism %s needs oauth2 (a token endpoint) or bearer_token_file", mech)
+			return at("mechanism", "%s needs oauth2 (a token endpoint) or bearer_token_file", mech)
 		}
 	default:
-		return fmt.Errorf("auth: mechanism %q: want PLAIN, LOGIN, CRAM-MD5, XOAUTH2 or OAUTHBEARER", a.Mechanism)
+		return at("mechanism", "%q is not PLAIN, LOGIN, CRAM-MD5, XOAUTH2 or OAUTHBEARER", a.Mechanism)
 	}
 	if a.OAuth2 != nil {
 		if err := validateOAuth2(a.OAuth2); err != nil {
-			return fmt.Errorf("auth: oauth2: %w", err)
+			return AtKey(err, "oauth2")
 		}
 	}
 	return nil

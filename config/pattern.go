@@ -23,10 +23,13 @@ func (p *ProbePolicy) UnmarshalYAML(unmarshal func(any) error) error {
 	if err := unmarshal((*probePolicyKeys)(p)); err != nil {
 		return err
 	}
-	for list, entries := range map[string][]string{"allow": p.Allow, "deny": p.Deny} {
-		for i, e := range entries {
+	for _, list := range []struct {
+		key     string
+		entries []string
+	}{{"allow", p.Allow}, {"deny", p.Deny}} {
+		for i, e := range list.entries {
 			if _, err := ParsePattern(e, false); err != nil {
-				return fmt.Errorf("probe_policy.%s[%d]: %w", list, i, err)
+				return keyErrorf([]string{list.key, Index(i)}, "%w", err)
 			}
 		}
 	}
@@ -52,7 +55,12 @@ func ParsePattern(s string, withPort bool) (Pattern, error) {
 	if !withPort && strings.Contains(s, "/") {
 		pfx, err := netip.ParsePrefix(s)
 		if err != nil {
-			return p, fmt.Errorf("%q is not a CIDR: %w", s, err)
+			// netip's error begins with the Go call: keep its reason.
+			msg := err.Error()
+			if i := strings.LastIndex(msg, "): "); i >= 0 {
+				msg = msg[i+3:]
+			}
+			return p, fmt.Errorf("%q is not a CIDR such as 192.0.2.0/24: %s", s, msg)
 		}
 		p.Prefix = unmapPrefix(pfx.Masked())
 		return p, nil

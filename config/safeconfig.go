@@ -12,14 +12,19 @@ import (
 // SafeConfig holds the running configuration, compiled into T by the build
 // function given to NewSafeConfig (the exporter compiles each module into a
 // probe plan once per load), and swaps it on reload. A file that does not
-// load or does not compile keeps the old one running.
+// load or does not compile keeps the old one running. Reloads are
+// serialised: each one reads, compiles and installs its file before the next
+// starts, so the file read last is the one that runs.
 type SafeConfig[T any] struct {
-	mu      sync.RWMutex
-	cur     T
-	build   func(*Config) (T, error)
-	onLoad  []func(T)
-	success prometheus.Gauge
-	seconds prometheus.Gauge
+	// reloading is held across a whole Reload or Set (read, compile,
+	// install); mu only guards cur and onLoad.
+	reloading sync.Mutex
+	mu        sync.RWMutex
+	cur       T
+	build     func(*Config) (T, error)
+	onLoad    []func(T)
+	success   prometheus.Gauge
+	seconds   prometheus.Gauge
 	// lastErr is the last reload's error, nil once a reload succeeds.
 	lastErr   error
 	lastErrAt time.Time
@@ -70,14 +75,19 @@ func (sc *SafeConfig[T]) OnLoad(f func(T)) {
 }
 
 // Reload loads path, compiles it and puts it in place. On error the old
-// configuration stays and the success gauge goes to 0.
+// configuration stays and the success gauge goes to 0. A Reload that
+// starts while another runs waits for it: without that, a reload that read
+// the older file and was slow to compile it (a slow ca_file) could install
+// it after a reload of the newer file.
 func (sc *SafeConfig[T]) Reload(path string, logger log.Logger) error {
+	sc.reloading.Lock()
+	defer sc.reloading.Unlock()
 	c, err := LoadFile(path)
 	if err != nil {
 		return sc.failed(path, logger, err)
 	}
-	if err := sc.Set(c); err != nil {
-		return sc.failed(path, logger, err)
+	if err := sc.set(c); err != nil {
+		return sc.failed(path, logger, FileError(path, c, err))
 	}
 	level.Info(logger).Log("msg", "Loaded config file", "file", path, "modules", len(c.Modules), "targets", len(c.Targets))
 	return nil
@@ -94,6 +104,12 @@ func (sc *SafeConfig[T]) failed(path string, logger log.Logger, err error) error
 
 // Set compiles c and puts it in place, as a successful reload.
 func (sc *SafeConfig[T]) Set(c *Config) error {
+	sc.reloading.Lock()
+	defer sc.reloading.Unlock()
+	return sc.set(c)
+}
+
+func (sc *SafeConfig[T]) set(c *Config) error {
 	t, err := sc.build(c)
 	if err != nil {
 		return err

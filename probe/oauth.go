@@ -39,7 +39,7 @@ func tokenFunc(a *config.AuthConfig) (func(context.Context) (string, string, err
 	case a.OAuth2 != nil:
 		s, err := newOAuthSource(a.OAuth2)
 		if err != nil {
-			return nil, fmt.Errorf("oauth2: %w", err)
+			return nil, config.AtKey(err, "oauth2")
 		}
 		return s.Token, nil
 	case a.BearerTokenFile != "":
@@ -48,7 +48,10 @@ func tokenFunc(a *config.AuthConfig) (func(context.Context) (string, string, err
 		// with reason token.
 		path := a.BearerTokenFile
 		return func(context.Context) (string, string, error) {
-			token, err := readSecretFile("bearer_token_file", path, MaxBearerTokenFileSize)
+			token, err := readSecretFile(path, MaxBearerTokenFileSize)
+			if err != nil {
+				err = fmt.Errorf("bearer_token_file: %w", err)
+			}
 			return token, "bearer token read from " + path, err
 		}, nil
 	}
@@ -143,7 +146,10 @@ func privateKeyFunc(o *promconfig.OAuth2) (func() (string, error), error) {
 	if file := o.ClientCertificateKeyFile; file != "" {
 		key += "_file"
 		read = func() (string, error) {
-			b, err := readRegularFile("client_certificate_key_file", file, MaxPrivateKeyFileSize)
+			b, err := readRegularFile(file, MaxPrivateKeyFileSize)
+			if err != nil {
+				err = fmt.Errorf("client_certificate_key_file: %w", err)
+			}
 			return string(b), err
 		}
 	}

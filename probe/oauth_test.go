@@ -336,7 +336,7 @@ func TestOAuthClientSecretFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Build(c); err == nil || err.Error() != `module "m": auth: oauth2: client_secret_file: open `+filepath.Join(dir, "missing")+": no such file or directory" {
+	if _, err := Build(c); err == nil || err.Error() != `modules.m.auth.oauth2.client_secret_file: cannot read `+filepath.Join(dir, "missing")+": no such file or directory" {
 		t.Errorf("Build with a missing client_secret_file: %v", err)
 	}
 }
@@ -348,7 +348,7 @@ func TestBearerTokenFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := token(t.Context()); err == nil || !strings.Contains(err.Error(), "bearer_token_file: open ") {
+	if _, _, err := token(t.Context()); err == nil || !strings.Contains(err.Error(), "bearer_token_file: cannot read ") {
 		t.Errorf("missing file: %v", err)
 	}
 	for _, want := range []string{"first-token", "rotated-token"} {
@@ -364,7 +364,7 @@ func TestBearerTokenFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	fifoToken, _ := tokenFunc(&config.AuthConfig{BearerTokenFile: fifo})
-	if _, _, err := fifoToken(t.Context()); err == nil || !strings.Contains(err.Error(), "is not a regular file") {
+	if _, _, err := fifoToken(t.Context()); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("FIFO: %v", err)
 	}
 }

@@ -16,6 +16,8 @@ package probe
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	promconfig "github.com/prometheus/common/config"
@@ -85,17 +87,17 @@ type Set struct {
 // checking password files now), every static target into a Target.
 func Build(c *config.Config) (*Set, error) {
 	s := &Set{Config: c, Plans: make(map[string]*Plan, len(c.Modules)), staticKeys: map[string]bool{}}
-	for name, m := range c.Modules {
-		p, err := newPlan(name, m)
+	for _, name := range slices.Sorted(maps.Keys(c.Modules)) {
+		p, err := newPlan(name, c.Modules[name])
 		if err != nil {
-			return nil, fmt.Errorf("module %q: %w", name, err)
+			return nil, config.AtKey(err, "modules", name)
 		}
 		s.Plans[name] = p
 	}
 	for i, st := range c.Targets {
 		t, err := s.Plans[st.Module].ParseTarget(st.Target)
 		if err != nil { // checked while decoding; kept for safety
-			return nil, fmt.Errorf("targets[%d]: %w", i, err)
+			return nil, config.AtKey(err, "targets", config.Index(i), "target")
 		}
 		t.Static = true
 		s.Static = append(s.Static, t)
@@ -154,18 +156,18 @@ func newPlan(name string, m *config.Module) (*Plan, error) {
 	if m.MTASTS {
 		mo := &mtasts.Options{Resolver: m.Resolver}
 		if m.MTASTSTLSConfig != (promconfig.TLSConfig{}) {
-			tc, err := promconfig.NewTLSConfig(&m.MTASTSTLSConfig)
+			tc, err := newTLSConfig(m.MTASTSTLSConfig)
 			if err != nil {
-				return nil, fmt.Errorf("mta_sts_tls_config: %w", err)
+				return nil, config.AtKey(err, "mta_sts_tls_config")
 			}
 			mo.TLSConfig = tc
 		}
 		p.MTASTS = mo
 	}
 	if m.TLS != smtp.TLSNone {
-		tc, err := promconfig.NewTLSConfig(&m.TLSConfig)
+		tc, err := newTLSConfig(m.TLSConfig)
 		if err != nil {
-			return nil, fmt.Errorf("tls_config: %w", err)
+			return nil, config.AtKey(err, "tls_config")
 		}
 		o.TLSConfig = tc
 	}
@@ -174,7 +176,7 @@ func newPlan(name string, m *config.Module) (*Plan, error) {
 		for phase, class := range m.ExpectReply {
 			n, err := config.ParseReplyClass(class)
 			if err != nil {
-				return nil, fmt.Errorf("expect_reply: %s: %w", phase, err)
+				return nil, config.AtKey(err, "expect_reply", string(phase))
 			}
 			o.Expect[phase] = n
 		}
@@ -183,18 +185,18 @@ func newPlan(name string, m *config.Module) (*Plan, error) {
 		o.Auth = &smtp.Auth{Username: a.Username, Mechanism: a.Mechanism, AllowPlaintext: a.AllowPlaintext}
 		token, err := tokenFunc(a)
 		if err != nil {
-			return nil, fmt.Errorf("auth: %w", err)
+			return nil, config.AtKey(err, "auth")
 		}
 		if o.Auth.Token = token; token == nil {
 			if o.Auth.Password, err = passwordFunc(a.Password, a.PasswordFile); err != nil {
-				return nil, fmt.Errorf("auth: %w", err)
+				return nil, config.AtKey(err, "auth")
 			}
 		}
 		p.authTargets = make([]config.Pattern, 0, len(a.Targets))
 		for _, t := range a.Targets {
 			pat, err := config.ParsePattern(t, true)
 			if err != nil {
-				return nil, fmt.Errorf("auth: targets: %w", err)
+				return nil, config.AtKey(err, "auth", "targets")
 			}
 			p.authTargets = append(p.authTargets, pat)
 		}
@@ -205,14 +207,14 @@ func newPlan(name string, m *config.Module) (*Plan, error) {
 	if d := m.DeliveryCheck; d != nil {
 		dc, err := newDeliveryCheck(d)
 		if err != nil {
-			return nil, fmt.Errorf("delivery_check: %w", err)
+			return nil, config.AtKey(err, "delivery_check")
 		}
 		p.Delivery = dc
 		p.deliveryTargets = make([]config.Pattern, 0, len(d.Targets))
 		for _, t := range d.Targets {
 			pat, err := config.ParsePattern(t, true)
 			if err != nil {
-				return nil, fmt.Errorf("delivery_check: targets: %w", err)
+				return nil, config.AtKey(err, "delivery_check", "targets")
 			}
 			p.deliveryTargets = append(p.deliveryTargets, pat)
 		}
@@ -228,7 +230,7 @@ func newPlan(name string, m *config.Module) (*Plan, error) {
 	// The config layer checked every key; this catches what only the
 	// engine knows, once, at load.
 	if err := o.Validate(); err != nil {
-		return nil, fmt.Errorf("invalid module: %w", err)
+		return nil, config.AtKey(err)
 	}
 	return p, nil
 }
@@ -244,10 +246,16 @@ func secretFunc(fileKey string, inline promconfig.Secret, file string) (func() (
 	if file == "" {
 		return func() (string, error) { return string(inline), nil }, nil
 	}
-	if _, err := readSecretFile(fileKey, file, MaxPasswordFileSize); err != nil {
-		return nil, err
+	if _, err := readPasswordFile(file); err != nil {
+		return nil, config.AtKey(err, fileKey)
 	}
-	return func() (string, error) { return readSecretFile(fileKey, file, MaxPasswordFileSize) }, nil
+	return func() (string, error) {
+		s, err := readPasswordFile(file)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", fileKey, err)
+		}
+		return s, nil
+	}, nil
 }
 
 func newDeliveryCheck(d *config.DeliveryCheck) (*delivery.Check, error) {
@@ -258,8 +266,8 @@ func newDeliveryCheck(d *config.DeliveryCheck) (*delivery.Check, error) {
 	dc := &delivery.Check{Addr: d.IMAP, TLS: delivery.TLSMode(d.TLS), Username: d.Username, Password: password,
 		Mailbox: d.Mailbox, Timeout: time.Duration(d.Timeout)}
 	if d.TLS != smtp.TLSNone {
-		if dc.TLSConfig, err = promconfig.NewTLSConfig(&d.TLSConfig); err != nil {
-			return nil, fmt.Errorf("tls_config: %w", err)
+		if dc.TLSConfig, err = newTLSConfig(d.TLSConfig); err != nil {
+			return nil, config.AtKey(err, "tls_config")
 		}
 	}
 	return dc, dc.Validate()

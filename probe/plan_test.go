@@ -101,12 +101,12 @@ func TestPasswordFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]string{
-		"/dev/zero":                "password_file /dev/zero is not a regular file (Dc---------)",
-		fifo:                       "password_file " + fifo + " is not a regular file (p---------)",
-		dir:                        "password_file " + dir + " is not a regular file (d---------)",
-		big:                        "password_file " + big + " is larger than 4096 bytes",
-		two:                        "password_file " + two + " holds more than one line",
-		filepath.Join(dir, "nope"): "password_file: open " + filepath.Join(dir, "nope") + ": no such file or directory",
+		"/dev/zero":                "/dev/zero is a device, not a regular file",
+		fifo:                       fifo + " is a named pipe (FIFO), not a regular file",
+		dir:                        dir + " is a directory, not a regular file",
+		big:                        big + " is larger than 4096 bytes",
+		two:                        two + " holds more than one line",
+		filepath.Join(dir, "nope"): "cannot read " + filepath.Join(dir, "nope") + ": no such file or directory",
 	} {
 		if _, err := readPasswordFile(path); errString(err) != want {
 			t.Errorf("readPasswordFile(%s) = %v, want %q", path, err, want)
@@ -116,7 +116,7 @@ func TestPasswordFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Build(c); errString(err) != `module "m": auth: password_file `+fifo+` is not a regular file (p---------)` {
+	if _, err := Build(c); errString(err) != `modules.m.auth.password_file: `+fifo+` is a named pipe (FIFO), not a regular file` {
 		t.Errorf("a FIFO as password_file: %v", err)
 	}
 }
@@ -210,8 +210,8 @@ targets:
 // fails the load, naming the module and the key.
 func TestBuildErrors(t *testing.T) {
 	for file, want := range map[string]string{
-		"missing-ca.yml":            `module "default": tls_config: unable to read CA cert: unable to read file ../config/testdata/nope.pem: open ../config/testdata/nope.pem: no such file or directory`,
-		"missing-password-file.yml": `module "default": auth: password_file: open ../config/testdata/does-not-exist.txt: no such file or directory`,
+		"missing-ca.yml":            `modules.default.tls_config.ca_file: cannot read ../config/testdata/nope.pem: no such file or directory`,
+		"missing-password-file.yml": `modules.default.auth.password_file: cannot read ../config/testdata/does-not-exist.txt: no such file or directory`,
 	} {
 		c, err := config.LoadFile(filepath.Join("../config/testdata", file))
 		if err != nil {

@@ -64,7 +64,7 @@ func newPolicy(c *config.ProbePolicy) (*Policy, error) {
 		for i, e := range l.entries {
 			pat, err := config.ParsePattern(e, false)
 			if err != nil {
-				return nil, fmt.Errorf("probe_policy.%s[%d]: %w", l.name, i, err)
+				return nil, config.AtKey(err, "probe_policy", l.name, config.Index(i))
 			}
 			*l.into = append(*l.into, rule{pat, fmt.Sprintf("probe_policy.%s[%d] %q", l.name, i, e)})
 		}

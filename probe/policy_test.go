@@ -68,7 +68,7 @@ func TestProbePolicy(t *testing.T) {
 
 func TestProbePolicyCompileErrors(t *testing.T) {
 	for entry, want := range map[string]string{
-		"10.0.0.0/33": `probe_policy.deny[0]: "10.0.0.0/33" is not a CIDR: netip.ParsePrefix("10.0.0.0/33"): prefix length out of range`,
+		"10.0.0.0/33": `probe_policy.deny[0]: "10.0.0.0/33" is not a CIDR such as 192.0.2.0/24: prefix length out of range`,
 		"*.bad_ name": `probe_policy.deny[0]: "*.bad_ name" is not a CIDR, an address or a host name pattern: host name "bad_ name" contains ' '`,
 		"not a host!": `probe_policy.deny[0]: "not a host!" is not a CIDR, an address or a host name pattern: host name "not a host!" contains ' '`,
 	} {

@@ -37,6 +37,7 @@ modules:
     helo_name: probe.test
     port: ` + port + `
     mx_lookup: true
+    tls: starttls
     mta_sts: true
     resolver: ` + dnsSrv.Addr + `
 probe_policy:

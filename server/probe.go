@@ -26,7 +26,7 @@ func (s *Server) serveProbe(w http.ResponseWriter, r *http.Request) {
 	}
 	plan, ok := set.Plans[moduleName]
 	if !ok {
-		s.refuse(w, http.StatusBadRequest, "unknown_module", fmt.Sprintf("unknown module %q", moduleName))
+		s.refuse(w, http.StatusBadRequest, "unknown_module", set.Config.UnknownModule(moduleName))
 		return
 	}
 	t, err := plan.ParseTarget(q.Get("target"))
@@ -60,7 +60,7 @@ func (s *Server) serveProbe(w http.ResponseWriter, r *http.Request) {
 	// finding none free is answered at once; further connections (MX
 	// exchangers) wait for theirs within the deadline.
 	if !s.conns.TryAcquire() {
-		s.refuse(w, http.StatusServiceUnavailable, "overload", fmt.Sprintf("%d probe connections are open already (--probe.max-in-flight); try again later", s.conns.Size()))
+		s.refuse(w, http.StatusServiceUnavailable, "overload", slotsTaken(s.conns.Size())+" (--probe.max-in-flight); try again later")
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), plan.Deadline(timeout))
@@ -156,4 +156,12 @@ func writeDebug(b *bytes.Buffer, tr *probe.Transcript, o *probe.Outcome, items [
 	}
 	fmt.Fprintf(b, "\n\nModule configuration (%s):\n", o.Target.Plan.Name)
 	b.Write(o.Target.Plan.ModuleYAML)
+}
+
+// slotsTaken says that every probe connection slot is taken.
+func slotsTaken(n int) string {
+	if n == 1 {
+		return "the one probe connection slot is taken"
+	}
+	return fmt.Sprintf("all %d probe connection slots are taken", n)
 }

@@ -133,7 +133,7 @@ func TestProbeHandlerRefusals(t *testing.T) {
 		{"missing target", probeURL("", ""), nil, 400, "missing target\n", "bad_request"},
 		{"malformed target", probeURL("mx.example.org:99999", ""), nil, 400, "target \"mx.example.org:99999\": port \"99999\" is not a number from 1 to 65535\n", "bad_request"},
 		{"numeric ipv4 spelling", probeURL("2130706433", ""), nil, 400, "target \"2130706433\": \"2130706433\" is not an IP address and not a host name (its last label is numeric)\n", "bad_request"},
-		{"unknown module", probeURL(srv.Addr, "nope"), nil, 400, "unknown module \"nope\"\n", "unknown_module"},
+		{"unknown module", probeURL(srv.Addr, "nope"), nil, 400, "unknown module \"nope\" (the modules are \"default\", \"rcpt\", \"relay\", \"secret\", \"secret_local\")\n", "unknown_module"},
 		{"bad timeout header", probeURL(srv.Addr, ""), map[string]string{scrapeTimeoutHeader: "soon"}, 400, "invalid X-Prometheus-Scrape-Timeout-Seconds header \"soon\": want decimal seconds\n", "bad_request"},
 		{"NaN timeout header", probeURL(srv.Addr, ""), map[string]string{scrapeTimeoutHeader: "NaN"}, 400, "invalid X-Prometheus-Scrape-Timeout-Seconds header \"NaN\": want decimal seconds\n", "bad_request"},
 		{"hex timeout header", probeURL(srv.Addr, ""), map[string]string{scrapeTimeoutHeader: "0x1p3"}, 400, "invalid X-Prometheus-Scrape-Timeout-Seconds header \"0x1p3\": want decimal seconds\n", "bad_request"},
@@ -241,11 +241,14 @@ func TestProbeHandlerOverload(t *testing.T) {
 		t.Fatal("no free slot at start")
 	}
 	code, body := get(t, s.Probe(), probeURL(srv.Addr, ""), nil)
-	if code != 503 || !strings.Contains(body, "probe connections are open already") {
+	if code != 503 || body != "the one probe connection slot is taken (--probe.max-in-flight); try again later\n" {
 		t.Errorf("= %d %q, want 503", code, body)
 	}
 	if got := testutil.ToFloat64(s.refused.WithLabelValues("overload")); got != 1 {
 		t.Errorf("overload refusals = %v", got)
+	}
+	if got := slotsTaken(2); got != "all 2 probe connection slots are taken" {
+		t.Errorf("slotsTaken(2) = %q", got)
 	}
 	s.conns.Release()
 	if code, body := get(t, s.Probe(), probeURL(srv.Addr, ""), nil); code != 200 || !strings.Contains(body, "probe_success 1\n") {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"time"
 )
@@ -198,7 +199,7 @@ func (p *prober) connect() (release func(), _ *Error) {
 		if p.ctx.Err() != nil || isTimeout(err) {
 			reason = ReasonTimeout
 		}
-		return nil, &Error{Phase: PhaseConnect, Reason: reason, Err: err}
+		return nil, &Error{Phase: PhaseConnect, Reason: reason, Err: &dialError{addr: p.res.Addr.String(), err: err}}
 	}
 	deadline, _ := p.ctx.Deadline()
 	conn.SetDeadline(deadline)
@@ -206,3 +207,21 @@ func (p *prober) connect() (release func(), _ *Error) {
 	p.note("connected to %s from %s", conn.RemoteAddr(), conn.LocalAddr())
 	return release, nil
 }
+
+// dialError is a failed TCP connection said once: "192.0.2.1:25: connection
+// refused" (Go's own text, "dial tcp 192.0.2.1:25: connect: connection
+// refused", names the call twice).
+type dialError struct {
+	addr string
+	err  error
+}
+
+func (e *dialError) Error() string {
+	var se *os.SyscallError
+	if errors.As(e.err, &se) {
+		return e.addr + ": " + se.Err.Error()
+	}
+	return e.err.Error()
+}
+
+func (e *dialError) Unwrap() error { return e.err }

@@ -72,11 +72,15 @@ type Error struct {
 	Err error
 }
 
-// Error formats the failure as "rcpt: reply_5xx: 550 5.1.1 no such user",
-// made safe with SafeText.
+// Error formats the failure as "rcpt: reply_5xx: 550 5.1.1 no such user"
+// ("connect: ..." once where the reason is the phase's name), made safe
+// with SafeText.
 func (e *Error) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s", e.Phase, e.Reason)
+	b.WriteString(string(e.Phase))
+	if string(e.Reason) != string(e.Phase) { // "connect: connect: ..." says it twice
+		b.WriteString(": " + string(e.Reason))
+	}
 	if e.Reply != nil {
 		b.WriteString(": ")
 		b.WriteString(e.Reply.String())

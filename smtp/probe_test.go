@@ -5,7 +5,9 @@ import (
 	"net"
 	"net/mail"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -485,6 +487,14 @@ func TestProbeConnectRefused(t *testing.T) {
 	var perr *Error
 	if !errors.As(err, &perr) || perr.Phase != PhaseConnect || perr.Reason != ReasonConnect {
 		t.Fatalf("err = %v, want connect/connect", err)
+	}
+	// Said once: not "connect: connect: dial tcp ...: connect: connection refused".
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
+	if got, want := err.Error(), "connect: "+addr+": connection refused"; got != want {
+		t.Errorf("error text %q, want %q", got, want)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("%v does not wrap ECONNREFUSED", err)
 	}
 	if got := phases(res); got != "resolve connect" {
 		t.Errorf("phases = %q", got)

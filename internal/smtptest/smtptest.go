@@ -136,6 +136,10 @@ func Serve(t testing.TB, ln net.Listener, handle func(net.Conn)) {
 	})
 }
 
+// Respond answers c as a Server in mode does, for a listener of the test's
+// own (a TLS one, say).
+func Respond(c net.Conn, mode string) { serve(c, mode, nil) }
+
 // serve plays mode on c; with cfg, EHLO offers STARTTLS, which upgrades
 // the connection with cfg.
 func serve(c net.Conn, mode string, cfg *tls.Config) {
