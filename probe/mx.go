@@ -121,6 +121,7 @@ func (w *walk) probeMX(domain string, port uint16, maxHosts int) (*MXResult, err
 	start := time.Now()
 	res := &MXResult{Domain: domain}
 	defer func() { res.Duration = time.Since(start) }()
+	w.domain = domain
 
 	checks := w.startDomainChecks(domain)
 	mxs, err := w.lookupMX(domain, res)

@@ -78,13 +78,21 @@ func (s *Session) ForAddr(a netip.Addr, tag string) *Session {
 	res := *p.res
 	res.Phases = slices.Clone(p.res.Phases)
 	c := &prober{ctx: p.ctx, opts: p.opts, res: &res, start: p.start, tr: p.tr, trHost: tag,
-		password: p.password, secrets: p.secrets, tlsCheck: p.tlsCheck, all: true, addrs: []netip.Addr{a}}
+		password: p.password, secrets: p.secrets, tlsCheck: p.tlsCheck, sni: p.sni, all: true, addrs: []netip.Addr{a}}
 	c.setAddr(a)
 	return &Session{p: c}
 }
 
 // SetTLSCheck sets the caller's judgement of the TLS session for Run.
 func (s *Session) SetTLSCheck(c *TLSCheck) { s.p.tlsCheck = c }
+
+// SetServerName sets the name Run sends as SNI (the TLS server_name
+// extension) in place of Options.TLSConfig.ServerName or the host: a DANE
+// client sends the TLSA base domain (RFC 7672 8.1), and a server that picks
+// its certificate by SNI must be seen as senders see it. The WebPKI check
+// recorded in TLSState (which MTA-STS reads, for the MX host name) is still
+// made for the usual name. Empty restores the default.
+func (s *Session) SetServerName(name string) { s.p.sni = name }
 
 // Run dials the chosen address and runs the dialog, banner to QUIT (the
 // polite QUIT after a failure included).
