@@ -34,6 +34,12 @@ func TestConfigCheck(t *testing.T) {
 	if code, out, errOut := runCLI("--config.check", "--config.file=example.yml"); code != 0 || !strings.Contains(out, "is valid") {
 		t.Errorf("example.yml: exit %d, %q %q", code, out, errOut)
 	}
+	// Valid but unwise: DANE trusting the AD bit of a remote resolver.
+	remote := writeFile(t, t.TempDir(), "remote.yml", "modules:\n  default:\n    tls: starttls\n    dane: true\n    resolver: 192.0.2.53:53\n")
+	if code, out, errOut := runCLI("--config.check", "--config.file="+remote); code != 0 || !strings.Contains(out, "is valid") ||
+		!strings.Contains(errOut, `warning: module "default" (dane): the AD bit of resolver 192.0.2.53:53, not on a loopback address`) {
+		t.Errorf("remote resolver: exit %d, %q %q", code, out, errOut)
+	}
 	bad := writeFile(t, t.TempDir(), "bad.yml", "modules:\n  default:\n    helo_nam: x\n")
 	code, _, errOut := runCLI("--config.check", "--config.file="+bad)
 	if code == 0 || !strings.Contains(errOut, `line 3: field helo_nam not found in type config.moduleKeys`) {
@@ -159,6 +165,24 @@ func TestServerEndpointsAndReload(t *testing.T) {
 	}
 	if _, body := e.Get(t, "/metrics"); !strings.Contains(body, "smtp_exporter_config_last_reload_successful 1") {
 		t.Error("reload gauge not back to 1")
+	}
+}
+
+// TestServerLogsConfigWarnings: a valid but unwise module (DANE trusting a
+// remote resolver's AD bit) is logged at warn level, at start and at every
+// reload.
+func TestServerLogsConfigWarnings(t *testing.T) {
+	conf := writeFile(t, t.TempDir(), "c.yml", "modules:\n  default:\n    tls: starttls\n    dane: true\n    resolver: 192.0.2.53:53\n")
+	e := testenv.StartExporter(t, binary, "--config.file="+conf)
+	count := func() int { return strings.Count(e.Log(), "resolver 192.0.2.53:53, not on a loopback address") }
+	if n := count(); n != 1 || !strings.Contains(e.Log(), "level=warn") {
+		t.Fatalf("%d warnings at start, want 1 at level warn:\n%s", n, e.Log())
+	}
+	if code, body := e.Post(t, "/-/reload"); code != 200 {
+		t.Fatalf("reload: %d %s", code, body)
+	}
+	if n := count(); n != 2 {
+		t.Errorf("%d warnings after a reload, want 2:\n%s", n, e.Log())
 	}
 }
 

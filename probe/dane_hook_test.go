@@ -339,8 +339,14 @@ func TestProbeDANESNI(t *testing.T) {
 			if v, _ := d.Verified(); v != tc.applies {
 				t.Errorf("verified %t, want %t: %v", v, tc.applies, d.VerifyErr)
 			}
-			if tc.applies && !strings.Contains(strings.Join(lines, "\n"), "DANE: SNI "+tc.wantSNI+" (the TLSA base domain)") {
-				t.Errorf("no note of the SNI:\n%s", strings.Join(lines, "\n"))
+			transcript := strings.Join(lines, "\n")
+			if tc.applies && !strings.Contains(transcript, "DANE: SNI "+tc.wantSNI+" (the TLSA base domain)") {
+				t.Errorf("no note of the SNI:\n%s", transcript)
+			}
+			// Whose AD bit was trusted (RFC 4035 4.9.3) is in the TLSA note.
+			if trusted := "AD bits of resolver " + opts.Resolver; tc.secure != strings.Contains(transcript, trusted) ||
+				!tc.secure && !strings.Contains(transcript, "no AD bit from resolver "+opts.Resolver) {
+				t.Errorf("the TLSA note does not name the resolver whose AD bit was trusted:\n%s", transcript)
 			}
 		})
 	}
