@@ -110,3 +110,8 @@ func (p *PKI) WriteFiles(t testing.TB, dir string) (ca, cert, key string) {
 	}
 	return ca, cert, key
 }
+
+// CAPEM is the CA certificate in PEM, for a bundle of several PKIs' CAs.
+func (p *PKI) CAPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.caDER})
+}
