@@ -204,7 +204,8 @@ func isHostName(s string) bool {
 			return false
 		}
 		for _, c := range []byte(label) {
-			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			letter := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+			if !letter && (c < '0' || c > '9') && c != '-' && c != '_' {
 				return false
 			}
 		}

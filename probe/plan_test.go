@@ -9,6 +9,7 @@ import (
 
 	"github.com/smtp-exporter/smtp_exporter/config"
 	"github.com/smtp-exporter/smtp_exporter/dnssec"
+
 	// Every test binary accepts -update (go test ./... -run Golden -args -update).
 	_ "github.com/smtp-exporter/smtp_exporter/internal/testenv"
 	"github.com/smtp-exporter/smtp_exporter/smtp"
