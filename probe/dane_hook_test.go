@@ -50,10 +50,10 @@ func TestProbeDANE(t *testing.T) {
 		"C: QUIT",
 		"S: 221 bye"))
 	tlsaAt := func(port uint16) string { return fmt.Sprintf("_%d._tcp.mx.dane.test. TLSA", port) }
-	ee := tlsaText(mustTLSA(t, pki.Leaf, dane.TLSAUsageDANEEE, dane.TLSASelectorSPKI, dane.TLSAMatchSHA256))
-	ta := tlsaText(mustTLSA(t, pki.CA, dane.TLSAUsageDANETA, dane.TLSASelectorSPKI, dane.TLSAMatchSHA256))
-	wrong := tlsaText(mustTLSA(t, other.Leaf, dane.TLSAUsageDANEEE, dane.TLSASelectorSPKI, dane.TLSAMatchSHA256))
-	pkixEE := tlsaText(mustTLSA(t, pki.Leaf, dane.TLSAUsagePKIXEE, dane.TLSASelectorSPKI, dane.TLSAMatchSHA256))
+	ee := tlsaText(mustTLSA(t, pki.Leaf, dane.TLSAUsageDANEEE))
+	ta := tlsaText(mustTLSA(t, pki.CA, dane.TLSAUsageDANETA))
+	wrong := tlsaText(mustTLSA(t, other.Leaf, dane.TLSAUsageDANEEE))
+	pkixEE := tlsaText(mustTLSA(t, pki.Leaf, dane.TLSAUsagePKIXEE))
 	zone := func(secure bool, srv *smtptest.Fake, tlsa ...string) dnstest.SecZone {
 		z := dnstest.SecZone{Records: map[string][]string{"mx.dane.test. A": {"127.0.0.1"}, tlsaAt(srv.Port): tlsa}}
 		if secure {
@@ -238,7 +238,7 @@ func TestProbeHostDANEOneLookup(t *testing.T) {
 	resolver := dnstest.StartSec(t, dnstest.SecZone{
 		Records: map[string][]string{
 			"mx.dane.test. A": {"127.0.0.1", "127.0.0.2"},
-			name + " TLSA":    {tlsaText(mustTLSA(t, pki.Leaf, dane.TLSAUsageDANEEE, dane.TLSASelectorSPKI, dane.TLSAMatchSHA256))},
+			name + " TLSA":    {tlsaText(mustTLSA(t, pki.Leaf, dane.TLSAUsageDANEEE))},
 		},
 		Secure:    map[string]bool{"mx.dane.test.": true, name: true},
 		Questions: questions,
@@ -294,7 +294,7 @@ func TestProbeDANESNI(t *testing.T) {
 	cfg, sni := sniRecorder(pki.Server)
 	srv := smtptest.NewFake(t, "tcp4", starttlsScript(cfg))
 	port := srv.Port
-	ee := tlsaText(mustTLSA(t, pki.Leaf, dane.TLSAUsageDANEEE, dane.TLSASelectorSPKI, dane.TLSAMatchSHA256))
+	ee := tlsaText(mustTLSA(t, pki.Leaf, dane.TLSAUsageDANEEE))
 	at := func(host string) string { return fmt.Sprintf("_%d._tcp.%s.", port, host) }
 	alias := []string{"=alias.dane.test. 60 IN CNAME mx.dane.test.", "=mx.dane.test. 60 IN A 127.0.0.1"}
 	for _, tc := range []struct {
@@ -366,7 +366,7 @@ func TestProbeMXDANENextHop(t *testing.T) {
 		Records: map[string][]string{
 			"example.test. MX": {"10 mx.dane.test."},
 			"mx.dane.test. A":  {"127.0.0.1"},
-			name + " TLSA":     {tlsaText(mustTLSA(t, pki.CA, dane.TLSAUsageDANETA, dane.TLSASelectorSPKI, dane.TLSAMatchSHA256))},
+			name + " TLSA":     {tlsaText(mustTLSA(t, pki.CA, dane.TLSAUsageDANETA))},
 		},
 		Secure: map[string]bool{"example.test.": true, "mx.dane.test.": true, name: true},
 	})

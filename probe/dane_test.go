@@ -16,8 +16,8 @@ import (
 // TestDANEResultMetrics checks the values the exporter's DANE series take.
 func TestDANEResultMetrics(t *testing.T) {
 	pki := testpki.Valid(t, "mx.example.test")
-	ee := mustTLSA(t, pki.Leaf, 3, 1, 1)
-	secure := &dane.TLSAResult{Records: []dane.TLSARecord{ee, mustTLSA(t, pki.Leaf, 1, 1, 1)}, HostAuthenticated: true, Authenticated: true}
+	ee := mustTLSA(t, pki.Leaf, 3)
+	secure := &dane.TLSAResult{Records: []dane.TLSARecord{ee, mustTLSA(t, pki.Leaf, 1)}, HostAuthenticated: true, Authenticated: true}
 	for _, tc := range []struct {
 		name              string
 		res               *DANEResult
@@ -54,12 +54,12 @@ func TestDANEChecks(t *testing.T) {
 	chain := []*x509.Certificate{pki.Leaf, pki.CA}
 	applies := func() *dane.TLSAResult {
 		return &dane.TLSAResult{Host: "mx.example.test", BaseDomain: "mx.example.test", HostAuthenticated: true, Authenticated: true,
-			Records: []dane.TLSARecord{mustTLSA(t, pki.CA, 2, 1, 1)}}
+			Records: []dane.TLSARecord{mustTLSA(t, pki.CA, 2)}}
 	}
 	notAuth := func() *dane.TLSAResult { r := applies(); r.Authenticated = false; return r }
 	unusable := func() *dane.TLSAResult {
 		r := applies()
-		r.Records = []dane.TLSARecord{mustTLSA(t, pki.CA, 0, 1, 1), mustTLSA(t, pki.Leaf, 1, 1, 1)}
+		r.Records = []dane.TLSARecord{mustTLSA(t, pki.CA, 0), mustTLSA(t, pki.Leaf, 1)}
 		return r
 	}
 

@@ -104,9 +104,10 @@ func phases(r *smtp.Result) string {
 	return strings.Join(names, " ")
 }
 
-func mustTLSA(t *testing.T, cert *x509.Certificate, usage, selector, matching uint8) dane.TLSARecord {
+// mustTLSA is the SPKI SHA-256 record of cert with usage.
+func mustTLSA(t *testing.T, cert *x509.Certificate, usage uint8) dane.TLSARecord {
 	t.Helper()
-	r, err := dane.TLSAFor(cert, usage, selector, matching)
+	r, err := dane.TLSAFor(cert, usage, dane.TLSASelectorSPKI, dane.TLSAMatchSHA256)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,8 +78,9 @@ func (s *Session) ForAddr(a netip.Addr, tag string) *Session {
 	res := *p.res
 	res.Phases = slices.Clone(p.res.Phases)
 	c := &prober{ctx: p.ctx, opts: p.opts, res: &res, start: p.start, tr: p.tr, trHost: tag,
-		password: p.password, secrets: p.secrets, tlsCheck: p.tlsCheck, sni: p.sni, all: true, addrs: []netip.Addr{a}}
+		password: p.password, secrets: p.secrets, tlsCheck: p.tlsCheck, all: true, addrs: []netip.Addr{a}}
 	c.setAddr(a)
+	c.sni = p.sni
 	return &Session{p: c}
 }
 
