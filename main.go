@@ -90,9 +90,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	switch {
 	case f.configCheck:
-		if _, err := loadSet(f.configFile); err != nil {
+		set, err := loadSet(f.configFile)
+		if err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", program, err)
 			return 1
+		}
+		for _, w := range set.Warnings {
+			fmt.Fprintf(stderr, "%s: warning: %s\n", program, w)
 		}
 		fmt.Fprintf(stdout, "%s: config file %s is valid\n", program, f.configFile)
 		return exitOK
@@ -131,6 +135,11 @@ func runServer(f *flags, logger, base log.Logger) int {
 	reg.MustRegister(versioncollector.NewCollector(program), collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	sc := config.NewSafeConfig(reg, probe.Build)
+	sc.OnLoad(func(set *probe.Set) { // every load, the first and each reload
+		for _, w := range set.Warnings {
+			level.Warn(logger).Log("msg", "Config warning", "file", f.configFile, "warning", w)
+		}
+	})
 	if err := sc.Reload(f.configFile, logger); err != nil {
 		level.Error(logger).Log("msg", "Cannot start without a valid config", "err", err)
 		return 1

@@ -34,6 +34,12 @@ func TestConfigCheck(t *testing.T) {
 	if code, out, errOut := runCLI("--config.check", "--config.file=example.yml"); code != 0 || !strings.Contains(out, "is valid") {
 		t.Errorf("example.yml: exit %d, %q %q", code, out, errOut)
 	}
+	// Valid but unwise: DANE trusting the AD bit of a remote resolver.
+	remote := writeFile(t, t.TempDir(), "remote.yml", "modules:\n  default:\n    tls: starttls\n    dane: true\n    resolver: 192.0.2.53:53\n")
+	if code, out, errOut := runCLI("--config.check", "--config.file="+remote); code != 0 || !strings.Contains(out, "is valid") ||
+		!strings.Contains(errOut, `warning: module "default" (dane): the AD bit of resolver 192.0.2.53:53, not on a loopback address`) {
+		t.Errorf("remote resolver: exit %d, %q %q", code, out, errOut)
+	}
 	bad := writeFile(t, t.TempDir(), "bad.yml", "modules:\n  default:\n    helo_nam: x\n")
 	code, _, errOut := runCLI("--config.check", "--config.file="+bad)
 	if code == 0 || errOut != "smtp_exporter: config "+bad+":3: modules.default.helo_nam: unknown key: did you mean helo_name?\n" {
@@ -160,6 +166,37 @@ func TestServerEndpointsAndReload(t *testing.T) {
 	if _, body := e.Get(t, "/metrics"); !strings.Contains(body, "smtp_exporter_config_last_reload_successful 1") {
 		t.Error("reload gauge not back to 1")
 	}
+}
+
+// TestServerLogsConfigWarnings: a valid but unwise module (DANE trusting a
+// remote resolver's AD bit) is logged at warn level, at start and at every
+// reload.
+func TestServerLogsConfigWarnings(t *testing.T) {
+	conf := writeFile(t, t.TempDir(), "c.yml", "modules:\n  default:\n    tls: starttls\n    dane: true\n    resolver: 192.0.2.53:53\n")
+	e := testenv.StartExporter(t, binary, "--config.file="+conf)
+	// The log arrives through a pipe, a moment after what it tells of.
+	waitFor := func(want int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			n := 0
+			for _, line := range strings.Split(e.Log(), "\n") {
+				if strings.Contains(line, "level=warn") && strings.Contains(line, "resolver 192.0.2.53:53, not on a loopback address") {
+					n++
+				}
+			}
+			if n == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d warnings at level warn, want %d:\n%s", n, want, e.Log())
+			}
+		}
+	}
+	waitFor(1)
+	if code, body := e.Post(t, "/-/reload"); code != 200 {
+		t.Fatalf("reload: %d %s", code, body)
+	}
+	waitFor(2)
 }
 
 // TestServerSIGTERM: an in-flight probe finishes, then the process exits 0.

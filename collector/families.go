@@ -160,6 +160,12 @@ var families = []family{
 				s.emit(float64(o.MXFound))
 			}
 		}},
+	{name: "probe_smtp_mx_lookup_authenticated", help: "1 if the MX answer (or its denial) was DNSSEC-authenticated by the resolver (the AD bit), else 0 (mx_lookup).",
+		perProbe: func(o *probe.Outcome, s *sink) {
+			if o.IsMX() {
+				s.emit(boolFloat(o.MXAuthenticated))
+			}
+		}},
 	{name: "probe_smtp_phase_duration_seconds", help: "How long each phase of the dialog took.",
 		labels: []string{"phase"},
 		perHost: func(h *hostItem, s *sink) {

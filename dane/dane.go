@@ -21,6 +21,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -136,14 +137,16 @@ type TLSAResult struct {
 	// HostAuthenticated is true when the host's address lookup (A) was
 	// DNSSEC-authenticated along its whole CNAME chain, or, when the chain
 	// leads into an unsigned zone, when host's own CNAME record is (a
-	// secure alias, RFC 7672 2.2.2). Without it TLSA records are not used
-	// (RFC 7672 2.2.1).
+	// secure alias, RFC 7672 2.2.2). Without it TLSA records are not even
+	// looked up (RFC 7672 2.2): DANE does not apply.
 	HostAuthenticated bool
 	// BaseDomain is the TLSA base domain: the target of host's CNAME chain
-	// when that chain is authenticated and TLSA records were found there,
-	// else host (RFC 7672 2.2.2).
+	// when that chain is authenticated and authenticated TLSA records were
+	// found there, else host (RFC 7672 2.2.2). It is the name a DANE
+	// client sends as SNI (RFC 7672 8.1).
 	BaseDomain string
-	// Name is the owner of the records: "_25._tcp.mx.example.org.".
+	// Name is the owner of the records: "_25._tcp.mx.example.org." (the
+	// name that would have been asked, when the host is not authenticated).
 	Name string
 	// Records are all TLSA records found, usable or not.
 	Records []TLSARecord
@@ -154,6 +157,9 @@ type TLSAResult struct {
 	// Denied is true when the answer says there are no TLSA records there
 	// (NXDOMAIN or NODATA); with Authenticated, an authenticated denial.
 	Denied bool
+	// Resolver is the resolver asked ("host:port"): the one whose AD bit
+	// was trusted.
+	Resolver string
 }
 
 // Usable returns the usable records (DANE-TA, DANE-EE; RFC 7672 3.1).
@@ -176,20 +182,39 @@ func (r *TLSAResult) Applies() bool {
 	return r != nil && r.HostAuthenticated && r.Authenticated && len(r.Usable()) > 0
 }
 
+// RequiresTLS reports whether the lookup makes TLS mandatory: the address
+// and the TLSA answer are authenticated and hold at least one record,
+// usable or not. A secure TLSA RRset says the server offers TLS; when all
+// its records are unusable (PKIX-TA, PKIX-EE, unknown parameters) the
+// client must still not deliver in the clear, but has nothing to
+// authenticate the server with (RFC 7672 2.2, 3.1.3): Postfix's "dane"
+// level falls back to "encrypt" then, and mox requires STARTTLS without
+// verifying the certificate.
+func (r *TLSAResult) RequiresTLS() bool {
+	return r != nil && r.HostAuthenticated && r.Authenticated && len(r.Records) > 0
+}
+
 // ReferenceNames are the names a DANE-TA chain's leaf may be issued to
-// (RFC 7672 3.2.2): the TLSA base domain and the MX host name.
-func (r *TLSAResult) ReferenceNames() []string {
-	if r.BaseDomain == "" || r.BaseDomain == r.Host {
-		return []string{r.Host}
+// (RFC 7672 3.2.2), each once, lower case: the TLSA base domain, the MX
+// host name when the base domain is its CNAME expansion, and nextHop, the
+// next-hop domain: the recipient domain whose MX records named the host
+// (the host itself for a target that is not a domain; empty adds nothing).
+func (r *TLSAResult) ReferenceNames(nextHop string) []string {
+	var out []string
+	for _, n := range []string{r.BaseDomain, r.Host, nextHop} {
+		n = strings.ToLower(strings.TrimSuffix(n, "."))
+		if n != "" && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
 	}
-	return []string{r.BaseDomain, r.Host}
+	return out
 }
 
 // Verify checks the chain the server presented against the usable records,
-// with the reference names of the lookup: Verify(r.Usable(), chain,
-// r.ReferenceNames()). Call it only when Applies.
-func (r *TLSAResult) Verify(chain []*x509.Certificate) (*Match, error) {
-	return Verify(r.Usable(), chain, r.ReferenceNames())
+// with the reference names of the lookup and nextHop: Verify(r.Usable(),
+// chain, r.ReferenceNames(nextHop)). Call it only when Applies.
+func (r *TLSAResult) Verify(chain []*x509.Certificate, nextHop string) (*Match, error) {
+	return Verify(r.Usable(), chain, r.ReferenceNames(nextHop))
 }
 
 // TLSAName is the owner name of the TLSA records of host's port over TCP.
@@ -207,12 +232,19 @@ const maxCNAMEs = 8
 //     whether host is an alias (a CNAME chain, of at most 8 links); when
 //     that answer is not authenticated but host is an alias, host's CNAME
 //     record alone, which may be (a secure alias to an unsigned zone);
-//   - the TLSA records at _PORT._tcp.BASE, where BASE is the chain's target
-//     when the whole chain is authenticated, then, if that name has none,
-//     at _PORT._tcp.HOST (RFC 7672 2.2.2). A CNAME at the TLSA name itself
-//     is followed by the resolver (RFC 7671 7).
+//   - only when one of them is authenticated, the TLSA records: at
+//     _PORT._tcp.BASE, where BASE is the chain's target when the whole
+//     chain is authenticated, then, if that name has no authenticated
+//     records (none, or an answer without the AD bit), at _PORT._tcp.HOST
+//     (RFC 7672 2.2.2). A CNAME at the TLSA name itself is followed by the
+//     resolver (RFC 7671 7).
 //
-// This is what Postfix does; posttls-finger agrees with it in the tests.
+// A host whose address is not authenticated gets no TLSA lookup at all
+// (RFC 7672 2.2: DANE does not apply to it): a broken nameserver for the
+// TLSA names of an unsigned zone, common in the wild, then fails nothing.
+// This is what Postfix (tls_dane_resolve, without
+// smtp_tls_force_insecure_host_tlsa_lookup) and mox (GatherTLSA) do;
+// posttls-finger agrees with it in the tests.
 //
 // The records count for DANE only when both answers are authenticated: the
 // resolver must validate DNSSEC (unbound, a local validating resolver; the
@@ -223,7 +255,12 @@ const maxCNAMEs = 8
 func LookupTLSA(ctx context.Context, resolver, host string, port uint16) (*TLSAResult, error) {
 	host = strings.ToLower(strings.TrimSuffix(host, "."))
 	res := &TLSAResult{Host: host, BaseDomain: host, Name: TLSAName(host, port)}
-	a, err := dnssec.Query(ctx, resolver, host, dns.TypeA)
+	addr, err := dnssec.ResolverAddr(resolver)
+	if err != nil {
+		return res, fmt.Errorf("tlsa lookup: %w", err)
+	}
+	res.Resolver = addr
+	a, err := dnssec.Query(ctx, addr, host, dns.TypeA)
 	if err != nil {
 		return res, fmt.Errorf("tlsa lookup: address of %s: %w", host, err)
 	}
@@ -231,27 +268,32 @@ func LookupTLSA(ctx context.Context, resolver, host string, port uint16) (*TLSAR
 	target := cnameTarget(a.Msg, host)
 	if !a.Authenticated && target != host {
 		// The chain is not secure as a whole; host's own alias may be.
-		c, err := dnssec.Query(ctx, resolver, host, dns.TypeCNAME)
+		c, err := dnssec.Query(ctx, addr, host, dns.TypeCNAME)
 		if err != nil {
 			return res, fmt.Errorf("tlsa lookup: alias %s: %w", host, err)
 		}
 		res.HostAuthenticated = c.Authenticated && len(dnssec.AnswersOf[*dns.CNAME](c.Msg)) > 0
 	}
+	if !res.HostAuthenticated {
+		return res, nil // no TLSA lookup for an insecure host (RFC 7672 2.2)
+	}
 	if target != host && a.Authenticated {
-		expanded, err := lookupTLSAAt(ctx, resolver, target, port)
+		expanded, err := lookupTLSAAt(ctx, addr, target, port)
 		if err != nil {
 			return res, err
 		}
-		if len(expanded.Records) > 0 {
+		// Records without the AD bit at the expanded name are as good as
+		// none: they must not hide authenticated ones at host's own name.
+		if len(expanded.Records) > 0 && expanded.Authenticated {
 			expanded.Host, expanded.HostAuthenticated = host, true
 			return expanded, nil
 		}
 	}
-	at, err := lookupTLSAAt(ctx, resolver, host, port)
+	at, err := lookupTLSAAt(ctx, addr, host, port)
 	if err != nil {
 		return res, err
 	}
-	at.Host, at.HostAuthenticated = host, res.HostAuthenticated
+	at.Host, at.HostAuthenticated = host, true
 	return at, nil
 }
 
@@ -277,7 +319,7 @@ func cnameTarget(m *dns.Msg, name string) string {
 
 // lookupTLSAAt asks for the TLSA records at _PORT._tcp.BASE.
 func lookupTLSAAt(ctx context.Context, resolver, base string, port uint16) (*TLSAResult, error) {
-	res := &TLSAResult{BaseDomain: base, Name: TLSAName(base, port)}
+	res := &TLSAResult{BaseDomain: base, Name: TLSAName(base, port), Resolver: resolver}
 	a, err := dnssec.Query(ctx, resolver, res.Name, dns.TypeTLSA)
 	if err != nil {
 		return res, fmt.Errorf("tlsa lookup: %w", err)
@@ -313,11 +355,8 @@ var ErrMismatch = errors.New("the certificate matches no usable TLSA record")
 //     public key (selector 1); names and dates are not looked at.
 //   - DANE-TA(2) matches a certificate of the chain, which then is the trust
 //     anchor: the chain from the leaf up to it must verify (signatures,
-//     dates), and the leaf must be valid for one of names (RFC 7672 3.2.2:
-//     the TLSA base domain, i.e. the MX host name; callers may add the
-//     next-hop domain). A wildcard in the certificate matches one leftmost
-//     label; the subject's CN is not consulted when the certificate has no
-//     DNS names.
+//     dates), and the leaf must be issued to one of names (see
+//     TLSAResult.ReferenceNames, and MatchName for how).
 //
 // Unusable records are ignored. The error wraps ErrMismatch when
 // nothing matched, and names what was tried.
@@ -366,28 +405,11 @@ func Verify(records []TLSARecord, chain []*x509.Certificate, names []string) (*M
 }
 
 // verifyToAnchor checks that chain[0] chains up to chain[depth], taken as a
-// trust anchor, and that chain[0] is valid for one of names.
+// trust anchor, and that chain[0] is issued to one of names.
 func verifyToAnchor(chain []*x509.Certificate, depth int, names []string) error {
 	leaf := chain[0]
-	var nameErr error
-	ok := false
-	for _, n := range names {
-		n = strings.TrimSuffix(n, ".")
-		if n == "" {
-			continue
-		}
-		if err := leaf.VerifyHostname(n); err == nil {
-			ok = true
-			break
-		} else if nameErr == nil {
-			nameErr = err
-		}
-	}
-	if !ok {
-		if nameErr == nil {
-			nameErr = errors.New("no name to check the certificate against")
-		}
-		return fmt.Errorf("name check: %w", nameErr)
+	if err := MatchName(leaf, names); err != nil {
+		return fmt.Errorf("name check: %w", err)
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(chain[depth])
@@ -400,4 +422,56 @@ func verifyToAnchor(chain []*x509.Certificate, depth int, names []string) error 
 		return fmt.Errorf("chain: %w", err)
 	}
 	return nil
+}
+
+// MatchName checks that leaf is issued to one of the reference names, as
+// RFC 7672 3.2.2 and 3.2.3 say a DANE-TA(2) leaf is checked: its DNS
+// subject alternative names, or, only when it has none, its subject CN
+// (the CN-ID); a wildcard is the whole leftmost label of the presented
+// name and stands for exactly one label ("*.example.org" matches
+// "mx.example.org", not "a.mx.example.org" nor "example.org"). Case and a
+// final dot do not matter. Postfix checks the same way (OpenSSL's
+// X509_check_host); Go's crypto/x509 no longer reads the CN, so this does
+// not use VerifyHostname.
+func MatchName(leaf *x509.Certificate, names []string) error {
+	presented := leaf.DNSNames
+	kind := "DNS names"
+	if len(presented) == 0 {
+		if leaf.Subject.CommonName == "" {
+			return errors.New("the certificate has neither a DNS name nor a subject CN")
+		}
+		presented, kind = []string{leaf.Subject.CommonName}, "subject CN (it has no DNS name)"
+	}
+	asked := 0
+	for _, ref := range names {
+		if ref = strings.TrimSuffix(ref, "."); ref == "" {
+			continue
+		}
+		asked++
+		for _, id := range presented {
+			if matchID(id, ref) {
+				return nil
+			}
+		}
+	}
+	if asked == 0 {
+		return errors.New("no name to check the certificate against")
+	}
+	return fmt.Errorf("the certificate's %s %q match none of %q", kind, presented, names)
+}
+
+// matchID reports whether the presented identifier id matches the
+// reference name ref.
+func matchID(id, ref string) bool {
+	id = strings.ToLower(strings.TrimSuffix(id, "."))
+	ref = strings.ToLower(strings.TrimSuffix(ref, "."))
+	if id == ref {
+		return !strings.Contains(id, "*")
+	}
+	rest, ok := strings.CutPrefix(id, "*.")
+	if !ok || rest == "" || strings.Contains(rest, "*") {
+		return false
+	}
+	label, after, ok := strings.Cut(ref, ".")
+	return ok && label != "" && after == rest
 }

@@ -169,3 +169,46 @@ func LookupTXT(ctx context.Context, resolver, name string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// LookupMX returns the MX records at name (those of the target of any CNAME
+// the resolver followed), with their host names as given (a trailing dot,
+// "." for a null MX), and whether the resolver authenticated the answer:
+// the records, or the denial that there are any (RFC 4035 3.2.3). A name
+// that does not exist, or has no MX records, gives no records and no
+// error. Like Go's net.LookupMX, it refuses an answer naming a host that is
+// not a valid domain name.
+func LookupMX(ctx context.Context, resolver, name string) (mxs []*net.MX, authenticated bool, err error) {
+	a, err := Query(ctx, resolver, name, dns.TypeMX)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, mx := range AnswersOf[*dns.MX](a.Msg) {
+		if mx.Mx != "." && !isHostName(mx.Mx) {
+			return nil, a.Authenticated, fmt.Errorf("MX record of %s names an invalid host %q", dns.Fqdn(name), mx.Mx)
+		}
+		mxs = append(mxs, &net.MX{Host: mx.Mx, Pref: mx.Preference})
+	}
+	return mxs, a.Authenticated, nil
+}
+
+// isHostName reports whether s (with or without its trailing dot) is a
+// host name as Go's resolver accepts one: labels of 1 to 63 letters,
+// digits, underscores and inner hyphens, at most 253 characters in all.
+func isHostName(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range []byte(label) {
+			letter := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+			if !letter && (c < '0' || c > '9') && c != '-' && c != '_' {
+				return false
+			}
+		}
+	}
+	return true
+}

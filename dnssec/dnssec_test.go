@@ -3,6 +3,7 @@ package dnssec
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -138,5 +139,58 @@ func TestResolverAddr(t *testing.T) {
 	resolvConf = filepath.Join(dir, "missing")
 	if _, err := ResolverAddr(""); err == nil {
 		t.Error("a missing resolv.conf gave no error")
+	}
+}
+
+func TestLookupMX(t *testing.T) {
+	addr := dnstest.StartSec(t, dnstest.SecZone{
+		Records: map[string][]string{
+			"secure.test. MX":   {"20 mx2.secure.test.", "10 MX1.Secure.Test."},
+			"insecure.test. MX": {"10 mx.insecure.test."},
+			"null.test. MX":     {"0 ."},
+			"alias.test. MX":    {"=alias.test. 60 IN CNAME secure.test.", "=secure.test. 60 IN MX 10 mx1.secure.test."},
+			"bad.test. MX":      {`10 bad\032name.test.`},
+		},
+		Secure:   map[string]bool{"secure.test.": true, "gone.test.": true, "nodata.test.": true, "null.test.": true},
+		NXDomain: map[string]bool{"gone.test.": true, "nx.test.": true},
+		ServFail: map[string]bool{"bogus.test.": true},
+	})
+	for _, tc := range []struct {
+		name     string
+		want     string // "pref host" joined by ", "
+		wantAuth bool
+		wantErr  string
+	}{
+		{name: "secure.test", want: "20 mx2.secure.test., 10 MX1.Secure.Test.", wantAuth: true},
+		{name: "insecure.test", want: "10 mx.insecure.test."},
+		{name: "null.test", want: "0 .", wantAuth: true},
+		{name: "alias.test", want: "10 mx1.secure.test."},
+		{name: "gone.test", wantAuth: true},   // authenticated denial: NXDOMAIN
+		{name: "nodata.test", wantAuth: true}, // authenticated denial: NODATA
+		{name: "nx.test"},
+		{name: "bogus.test", wantErr: "SERVFAIL"},
+		{name: "bad.test", wantErr: "invalid host"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			mxs, auth, err := LookupMX(ctx, addr, tc.name)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), tc.name) {
+					t.Fatalf("err = %v, want one with %q naming %s", err, tc.wantErr, tc.name)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, mx := range mxs {
+				got = append(got, fmt.Sprintf("%d %s", mx.Pref, mx.Host))
+			}
+			if strings.Join(got, ", ") != tc.want || auth != tc.wantAuth {
+				t.Errorf("MX %q authenticated %t, want %q %t", strings.Join(got, ", "), auth, tc.want, tc.wantAuth)
+			}
+		})
 	}
 }

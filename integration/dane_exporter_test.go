@@ -19,13 +19,15 @@ func (l *daneLab) throughExporter(t *testing.T) {
 	ee, _, _ := l.eePKI.WriteFiles(t, dir)
 	plDir := filepath.Join(dir, "plain")
 	policyDir := filepath.Join(dir, "policy")
-	for _, d := range []string{plDir, policyDir} {
+	deadDir := filepath.Join(dir, "dead")
+	for _, d := range []string{plDir, policyDir, deadDir} {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			t.Fatal(err)
 		}
 	}
 	pl, _, _ := l.plPKI.WriteFiles(t, plDir)
 	policyCA, _, _ := l.policyPKI.WriteFiles(t, policyDir)
+	deadCA, _, _ := l.deadPKI.WriteFiles(t, deadDir)
 	mxModule := func(port uint16, ca string) string {
 		return fmt.Sprintf(`{helo_name: probe.test, resolver: "%s", mx_lookup: true, mx_max_hosts: 1, port: %d, tls: starttls,
       tls_config: {ca_file: %s}, dane: true, mta_sts: true, mta_sts_tls_config: {ca_file: %s}}`, l.dns.Resolver, port, ca, policyCA)
@@ -36,7 +38,9 @@ func (l *daneLab) throughExporter(t *testing.T) {
   dane_all: {helo_name: probe.test, resolver: "%[1]s", tls: starttls, dane: true, addresses: all}
   sts_dane: %[3]s
   sts_plain: %[4]s
-`, l.dns.Resolver, pl, mxModule(l.ee.Port, ee), mxModule(l.plain.Port, pl))
+  dane_dead: {helo_name: probe.test, resolver: "%[1]s", tls: starttls, dane: true, tls_config: {ca_file: %[5]s}}
+  dane_rcpt: {helo_name: probe.test, resolver: "%[1]s", mx_lookup: true, port: %[6]d, tls: starttls, dane: true}
+`, l.dns.Resolver, pl, mxModule(l.ee.Port, ee), mxModule(l.plain.Port, pl), deadCA, l.rcpt.Port)
 	path := filepath.Join(dir, "lab.yml")
 	write(t, path, conf)
 	e := testenv.StartExporter(t, binary, "--config.file="+path)
@@ -61,11 +65,18 @@ func (l *daneLab) throughExporter(t *testing.T) {
 		{"enforce policy listing the MX passes", "sts_dane", "dane.test", []string{"probe_success 1",
 			`probe_smtp_mta_sts_policy_info{id="lab1",mode="enforce"} 1`, "probe_smtp_mta_sts_policy_max_age_seconds 86400",
 			`probe_smtp_mta_sts_mx_matched{mx="mx-ee.dane.test",preference="10"} 1`, "probe_smtp_tls_rpt_record 1",
-			`probe_smtp_dane_verified{mx="mx-ee.dane.test",preference="10"} 1`}, nil},
+			`probe_smtp_dane_verified{mx="mx-ee.dane.test",preference="10"} 1`, "probe_smtp_mx_lookup_authenticated 1"}, nil},
 		{"enforce policy not listing the MX fails with reason mta_sts", "sts_plain", "plain.test", []string{"probe_success 0",
 			`probe_smtp_mta_sts_mx_matched{mx="mx.plain.test",preference="10"} 0`,
 			`probe_smtp_failure_info{mx="mx.plain.test",phase="mta_sts",preference="10",reason="mta_sts"} 1`,
-			"probe_smtp_tls_rpt_record 0"}, nil},
+			"probe_smtp_tls_rpt_record 0", "probe_smtp_mx_lookup_authenticated 0"}, nil},
+		// Issue 18: an unsigned host whose _tcp label's nameserver is dead
+		// is not asked for TLSA records; a leaf naming only the recipient
+		// domain verifies under DANE-TA when reached by that domain's MX.
+		{"a dead nameserver for an unsigned host's TLSA names: DANE does not apply", "dane_dead", hostPort("mx-dead.plain.test", l.dead),
+			[]string{"probe_success 1", "probe_smtp_dane_authenticated 0", "probe_smtp_dane_tlsa_records 0"}, []string{"probe_smtp_dane_verified"}},
+		{"DANE-TA with the recipient domain's name, by MX", "dane_rcpt", "rcpt.dane.test", []string{"probe_success 1",
+			`probe_smtp_dane_verified{mx="mx-rcpt.dane.test",preference="10"} 1`, "probe_smtp_mx_lookup_authenticated 1"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := probe(t, tc.module, tc.target)

@@ -11,9 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +39,13 @@ type daneLab struct {
 	eePKI, taPKI, badPKI, plPKI *testpki.PKI
 	policyPKI                   *testpki.PKI
 	resolverOn53                bool
+	// The cases of issue 18: a leaf named by its subject CN alone under a
+	// DANE-TA record (mx-cn.dane.test), a leaf naming only the recipient
+	// domain (rcpt.dane.test, MX mx-rcpt.dane.test), a host of an unsigned
+	// zone whose _tcp label is delegated to a nameserver that never
+	// answers (mx-dead.plain.test).
+	cn, rcpt, dead          *starttlsServer
+	cnPKI, rcptPKI, deadPKI *testpki.PKI
 }
 
 // randomLoopback returns a random address in 127/8 (all of it is loopback
@@ -92,7 +96,13 @@ func startDANELab(t *testing.T) *daneLab {
 		badPKI: testpki.Valid(t, "mx-bad.dane.test"),
 		plPKI:  testpki.Valid(t, "mx.plain.test"),
 	}
-	other := testpki.Valid(t, "mx-bad.dane.test") // the key mx-bad's TLSA names
+	other := testpki.Valid(t, "mx-bad.dane.test")    // the key mx-bad's TLSA names
+	l.cnPKI = testpki.NewNamed(t, "mx-cn.dane.test") // no subject alternative name
+	l.rcptPKI = testpki.Valid(t, "rcpt.dane.test")
+	l.deadPKI = testpki.Valid(t, "mx-dead.plain.test")
+	l.cn = startSTARTTLS(t, "mx-cn.dane.test", l.cnPKI.Server)
+	l.rcpt = startSTARTTLS(t, "mx-rcpt.dane.test", l.rcptPKI.Server)
+	l.dead = startSTARTTLS(t, "mx-dead.plain.test", l.deadPKI.Server)
 	l.ee = startSTARTTLS(t, "mx-ee.dane.test", l.eePKI.Server)
 	l.ta = startSTARTTLS(t, "mx-ta.dane.test", l.taPKI.Server)
 	l.bad = startSTARTTLS(t, "mx-bad.dane.test", l.badPKI.Server)
@@ -144,6 +154,11 @@ func startDANELab(t *testing.T) *daneLab {
 		<-srvDone
 	})
 
+	// A loopback address where no nameserver listens: the dead nameserver.
+	deadNS := randomLoopback(t)
+	for !port53Free(deadNS) {
+		deadNS = randomLoopback(t)
+	}
 	cfg := dnslab.Config{Zones: []dnslab.Zone{
 		{Name: "dane.test", Signed: true, Records: append([]string{
 			"@ MX 10 mx-ee.dane.test.",
@@ -165,6 +180,23 @@ func startDANELab(t *testing.T) *daneLab {
 			"mx-ta-wrongname A 127.0.0.1",
 			fmt.Sprintf("_%d._tcp.mx-ta-wrongname %s", l.ta.Port, tlsa(t, l.taPKI.CA, dane.TLSAUsageDANETA)),
 			"mx-bogus A 127.0.0.1",
+			// Issue 18. A leaf named by its CN alone, under DANE-TA.
+			"mx-cn A 127.0.0.1",
+			fmt.Sprintf("_%d._tcp.mx-cn %s", l.cn.Port, tlsa(t, l.cnPKI.CA, dane.TLSAUsageDANETA)),
+			// A leaf naming only the recipient domain rcpt.dane.test.
+			"rcpt MX 10 mx-rcpt.dane.test.",
+			"mx-rcpt A 127.0.0.1",
+			fmt.Sprintf("_%d._tcp.mx-rcpt %s", l.rcpt.Port, tlsa(t, l.rcptPKI.CA, dane.TLSAUsageDANETA)),
+			// A secure alias whose target's TLSA name leads into the
+			// unsigned zone (records without the AD bit): the alias's own,
+			// authenticated, records apply (RFC 7672 2.2.2).
+			"mx-split CNAME mx-split-target",
+			"mx-split-target A 127.0.0.1",
+			fmt.Sprintf("_%d._tcp.mx-split-target CNAME _%d._tcp.mx-split-target.plain.test.", l.ee.Port, l.ee.Port),
+			fmt.Sprintf("_%d._tcp.mx-split %s", l.ee.Port, tlsa(t, l.eePKI.Leaf, dane.TLSAUsageDANEEE)),
+			// Authenticated records, none usable (PKIX-EE only).
+			"mx-pkix A 127.0.0.1",
+			fmt.Sprintf("_%d._tcp.mx-pkix %s", l.ee.Port, tlsa(t, l.eePKI.Leaf, dane.TLSAUsagePKIXEE)),
 			`_mta-sts TXT "v=STSv1; id=lab1;"`,
 			"mta-sts A " + httpsIP.String(),
 			`_smtp._tls TXT "v=TLSRPTv1; rua=mailto:tlsrpt@dane.test"`,
@@ -177,6 +209,19 @@ func startDANELab(t *testing.T) *daneLab {
 			"@ MX 10 mx.plain.test.",
 			"mx A 127.0.0.1",
 			fmt.Sprintf("_%d._tcp.mx %s", l.plain.Port, tlsa(t, l.plPKI.Leaf, dane.TLSAUsageDANEEE)),
+			// An insecure alias in front of a secure host: DANE does not
+			// apply, neither the alias's records nor its target's.
+			"mx-ialias CNAME mx-ee.dane.test.",
+			fmt.Sprintf("_%d._tcp.mx-ialias %s", l.ee.Port, tlsa(t, other.Leaf, dane.TLSAUsageDANEEE)),
+			// The other key, insecure, where mx-split-target's TLSA name
+			// leads.
+			fmt.Sprintf("_%d._tcp.mx-split-target %s", l.ee.Port, tlsa(t, other.Leaf, dane.TLSAUsageDANEEE)),
+			// A host whose _tcp label is delegated to a dead nameserver:
+			// its TLSA lookup would fail (SERVFAIL), but it is insecure,
+			// so nobody asks.
+			"mx-dead A 127.0.0.1",
+			"_tcp.mx-dead NS ns-dead.plain.test.",
+			"ns-dead A " + deadNS.String(),
 			`_mta-sts TXT "v=STSv1; id=lab2"`,
 			"mta-sts A " + httpsIP.String(),
 		}},
@@ -210,7 +255,7 @@ func TestDANELab(t *testing.T) {
 	start := time.Now()
 	l := startDANELab(t)
 	t.Logf("lab up in %s (resolver %s)", time.Since(start).Round(time.Millisecond), l.dns.Resolver)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
 	t.Run("dane", func(t *testing.T) {
@@ -233,9 +278,22 @@ func TestDANELab(t *testing.T) {
 			{name: "a secure alias to an unsigned zone uses its own records", host: "mx-unsigned-addr.dane.test", srv: l.plain,
 				auth: true, usable: 1, wantMatch: true},
 			{name: "no TLSA in a signed zone: authenticated denial", host: "mx-none.dane.test", srv: l.none, auth: true, denied: true},
-			{name: "unsigned zone: not authenticated", host: "mx.plain.test", srv: l.plain, usable: 1},
+			// RFC 7672 2.2: no TLSA lookup for a host whose address is not
+			// authenticated; its TLSA record is not even seen.
+			{name: "unsigned zone: no TLSA lookup", host: "mx.plain.test", srv: l.plain},
+			{name: "a dead nameserver for an unsigned host's _tcp label: not asked", host: "mx-dead.plain.test", srv: l.dead},
+			{name: "an insecure alias in front of a secure host: not asked", host: "mx-ialias.plain.test", srv: l.ee},
+			{name: "DANE-TA, a leaf named by its CN alone", host: "mx-cn.dane.test", srv: l.cn, auth: true, usable: 1,
+				wantMatch: true, wantDepth: 1},
+			// RFC 7672 2.2.2: the expanded name's records lack the AD bit.
+			{name: "a secure alias whose target's TLSA answer is insecure: its own records", host: "mx-split.dane.test",
+				srv: l.ee, auth: true, usable: 1, wantMatch: true},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
+				// A deadline of its own: a lookup that hangs (a dead
+				// nameserver) must not eat the other cases' time.
+				ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
 				res, err := dane.LookupTLSA(ctx, l.dns.Resolver, tc.host, tc.srv.Port)
 				if err != nil {
 					t.Fatal(err)
@@ -356,10 +414,10 @@ func TestDANELab(t *testing.T) {
 	t.Run("through the exporter", func(t *testing.T) {
 		l.throughExporter(t)
 	})
-	t.Run("posttls-finger", func(t *testing.T) {
-		l.judgeWithPosttlsFinger(t)
+	t.Run("posttls-finger agrees", func(t *testing.T) {
+		l.agreeWithPosttlsFinger(ctx, t)
 	})
-	for _, s := range []*starttlsServer{l.ee, l.ta, l.bad, l.none, l.plain, l.dual4, l.dual6} {
+	for _, s := range []*starttlsServer{l.ee, l.ta, l.bad, l.none, l.plain, l.dual4, l.dual6, l.cn, l.rcpt, l.dead} {
 		if s == nil {
 			continue
 		}
@@ -369,79 +427,6 @@ func TestDANELab(t *testing.T) {
 		default:
 		}
 	}
-}
-
-// judgeWithPosttlsFinger asks Postfix's posttls-finger, an outside DANE
-// implementation, about the same servers. It reads /etc/resolv.conf only,
-// so it runs alone in a private mount namespace (unshare -m) where a
-// bind-mounted resolv.conf names the lab's resolver (port 53 of a 127/8
-// address; the network namespace is shared, so the lab is reachable).
-func (l *daneLab) judgeWithPosttlsFinger(t *testing.T) {
-	_, err := os.Stat("/usr/sbin/posttls-finger")
-	testenv.Require(t, err == nil, "posttls-finger (package postfix) is not installed")
-	testenv.Require(t, l.resolverOn53, "posttls-finger needs the lab's resolver on port 53 of a 127/8 address (root, and no resolver of the machine on *:53)")
-	unshare, err := exec.LookPath("unshare")
-	testenv.Require(t, err == nil, "unshare (util-linux) is not installed")
-	dir := t.TempDir()
-	resolv := filepath.Join(dir, "resolv.conf")
-	host, _, _ := net.SplitHostPort(l.dns.Resolver)
-	write(t, resolv, "nameserver "+host+"\noptions trust-ad\n")
-	// An empty configuration directory: posttls-finger needs a main.cf.
-	write(t, filepath.Join(dir, "main.cf"), "compatibility_level = 3.6\n")
-	eeRec, _ := dane.TLSAFor(l.eePKI.Leaf, 3, 1, 1)
-	taRec, _ := dane.TLSAFor(l.taPKI.CA, 2, 1, 1)
-	plRec, _ := dane.TLSAFor(l.plPKI.Leaf, 3, 1, 1)
-	for _, tc := range []struct {
-		host    string
-		srv     *starttlsServer
-		want    []string
-		notWant string
-	}{
-		{"mx-ee.dane.test", l.ee, []string{"Matched DANE EE certificate at depth 0: " + strings.ToUpper(eeRec.String()),
-			"Verified TLS connection established"}, ""},
-		{"mx-ta.dane.test", l.ta, []string{"matched peername: mx-ta.dane.test",
-			"Matched DANE TA certificate at depth 1: " + strings.ToUpper(taRec.String()),
-			"Verified TLS connection established"}, ""},
-		{"mx-alias.dane.test", l.ee, []string{"Matched DANE EE certificate at depth 0: " + strings.ToUpper(eeRec.String()),
-			"Verified TLS connection established"}, ""},
-		{"mx-bad.dane.test", l.bad, []string{"no matching DANE TLSA records", "Untrusted TLS connection established"}, "Verified"},
-		{"mx-ta-wrongname.dane.test", l.ta, []string{"hostname mismatch", "Untrusted TLS connection established"}, "Verified"},
-		// Bogus TLSA records: Postfix does not even connect (it defers).
-		{"mx-bogus.dane.test", l.ee, []string{"TLSA lookup error for mx-bogus.dane.test"}, "TLS connection established"},
-		{"mx-unsigned-addr.dane.test", l.plain, []string{"Matched DANE EE certificate at depth 0: " + strings.ToUpper(plRec.String()),
-			"Verified TLS connection established"}, ""},
-		// Unsigned: the TLSA record is not trusted, so DANE does not apply.
-		{"mx.plain.test", l.plain, []string{"untrusted issuer", "Untrusted TLS connection established"}, "DANE"},
-	} {
-		t.Run(tc.host, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			target := fmt.Sprintf("[%s]:%d", tc.host, tc.srv.Port)
-			cmd := exec.CommandContext(ctx, unshare, "-m", "sh", "-c",
-				`mount --bind "$1" /etc/resolv.conf && exec /usr/sbin/posttls-finger -c -l dane -t 10 -T 10 "$2"`,
-				"sh", resolv, target)
-			cmd.Env = append(os.Environ(), "MAIL_CONFIG="+dir)
-			out, err := cmd.CombinedOutput()
-			for _, w := range tc.want {
-				if !strings.Contains(string(out), w) {
-					t.Errorf("posttls-finger %s (%v) did not say %q", target, err, w)
-				}
-			}
-			if tc.notWant != "" && strings.Contains(string(out), tc.notWant) {
-				t.Errorf("posttls-finger %s said %q", target, tc.notWant)
-			}
-			if t.Failed() {
-				t.Logf("posttls-finger output:\n%s", out)
-			} else {
-				t.Logf("posttls-finger %s: %s", target, lastLine(string(out)))
-			}
-		})
-	}
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 // probeThroughEngine runs the exporter's own probes (probe.Run with plans
@@ -479,12 +464,13 @@ func (l *daneLab) probeThroughEngine(ctx context.Context, t *testing.T) {
 			applies    bool
 			verified   bool
 			depth      int
+			usable     int
 		}{
-			{name: "DANE-EE verifies without WebPKI", host: "mx-ee.dane.test", srv: l.ee, applies: true, verified: true},
-			{name: "DANE-TA verifies without WebPKI", host: "mx-ta.dane.test", srv: l.ta, applies: true, verified: true, depth: 1},
+			{name: "DANE-EE verifies without WebPKI", host: "mx-ee.dane.test", srv: l.ee, applies: true, verified: true, usable: 1},
+			{name: "DANE-TA verifies without WebPKI", host: "mx-ta.dane.test", srv: l.ta, applies: true, verified: true, depth: 1, usable: 1},
 			{name: "a mismatch fails with reason dane", host: "mx-bad.dane.test", srv: l.bad, roots: l.badPKI.Pool,
-				applies: true, wantReason: probe.ReasonDANE},
-			{name: "unsigned zone: not authenticated, not a failure", host: "mx.plain.test", srv: l.plain, roots: l.plPKI.Pool},
+				applies: true, wantReason: probe.ReasonDANE, usable: 1},
+			{name: "unsigned zone: no TLSA lookup, not a failure", host: "mx.plain.test", srv: l.plain, roots: l.plPKI.Pool},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				var lines []string
@@ -497,8 +483,11 @@ func (l *daneLab) probeThroughEngine(ctx context.Context, t *testing.T) {
 				if tc.wantReason != "" && (res.Err == nil || res.Err.Reason != tc.wantReason || res.Err.Phase != smtp.PhaseStartTLS) {
 					t.Fatalf("err %v, want phase starttls, reason %s\n%s", res.Err, tc.wantReason, transcript)
 				}
-				if d == nil || d.Applies() != tc.applies || d.Authenticated() != tc.applies || d.UsableRecords() != 1 {
-					t.Fatalf("DANE %+v: applies %t authenticated %t usable %d; want %t %t 1", d, d.Applies(), d.Authenticated(), d.UsableRecords(), tc.applies, tc.applies)
+				if d == nil || d.Applies() != tc.applies || d.Authenticated() != tc.applies || d.UsableRecords() != tc.usable {
+					t.Fatalf("DANE %+v: applies %t authenticated %t usable %d; want %t %t %d", d, d.Applies(), d.Authenticated(), d.UsableRecords(), tc.applies, tc.applies, tc.usable)
+				}
+				if want := "resolver " + l.dns.Resolver; !strings.Contains(transcript, want) {
+					t.Errorf("the TLSA note does not name the resolver whose AD bit was trusted (%s):\n%s", want, transcript)
 				}
 				verified, present := d.Verified()
 				if present != tc.applies || verified != tc.verified {

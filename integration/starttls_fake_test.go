@@ -20,6 +20,8 @@ type starttlsServer struct {
 	// Errs receives what went wrong in a session (never blocks; a test
 	// reads it when it wants to know).
 	Errs chan error
+	// sni receives the server name of every ClientHello (never blocks).
+	sni chan string
 }
 
 func startSTARTTLS(t *testing.T, name string, cfg *tls.Config) *starttlsServer {
@@ -39,7 +41,15 @@ func startSTARTTLSOn(t *testing.T, name string, cfg *tls.Config, addr string) (*
 	if err != nil {
 		return nil, err
 	}
-	s := &starttlsServer{Port: uint16(ln.Addr().(*net.TCPAddr).Port), Errs: make(chan error, 16)}
+	s := &starttlsServer{Port: uint16(ln.Addr().(*net.TCPAddr).Port), Errs: make(chan error, 16), sni: make(chan string, 16)}
+	cfg = cfg.Clone()
+	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		select {
+		case s.sni <- hello.ServerName:
+		default:
+		}
+		return nil, nil
+	}
 	smtptest.Serve(t, ln, func(c net.Conn) {
 		if err := s.session(c, name, cfg); err != nil {
 			select {
@@ -97,6 +107,20 @@ func (s *starttlsServer) session(c net.Conn, name string, cfg *tls.Config) error
 		}
 	}
 	return say("421 4.7.0 too many commands")
+}
+
+// SNIs returns the server names the ClientHellos carried since the last
+// call ("" for a hello without one), oldest first.
+func (s *starttlsServer) SNIs() []string {
+	var out []string
+	for {
+		select {
+		case n := <-s.sni:
+			out = append(out, n)
+		default:
+			return out
+		}
+	}
 }
 
 func (s *starttlsServer) addr() string { return "127.0.0.1:" + strconv.Itoa(int(s.Port)) }

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/smtp-exporter/smtp_exporter/dane"
 	"github.com/smtp-exporter/smtp_exporter/smtp"
@@ -18,6 +19,10 @@ type DANEResult struct {
 	TLSA *dane.TLSAResult
 	// LookupErr is a failed lookup (SERVFAIL, timeout).
 	LookupErr error
+	// NextHop is the next-hop domain, a reference name of the DANE-TA name
+	// checks besides the TLSA base domain (RFC 7672 3.2.2): the recipient
+	// domain of an mx_lookup probe, else the host itself.
+	NextHop string
 	// Checked is true when DANE applied and a certificate was checked.
 	Checked bool
 	// Match is the record that matched, when one did.
@@ -57,7 +62,7 @@ func (d *DANEResult) CheckTLS(phase smtp.Phase, chain []*x509.Certificate) *smtp
 		return nil
 	}
 	d.Checked = true
-	d.Match, d.VerifyErr = d.TLSA.Verify(chain)
+	d.Match, d.VerifyErr = d.TLSA.Verify(chain, d.NextHop)
 	if d.VerifyErr != nil {
 		return &smtp.Error{Phase: phase, Reason: ReasonDANE, Err: fmt.Errorf("dane: %w", d.VerifyErr)}
 	}
@@ -65,13 +70,19 @@ func (d *DANEResult) CheckTLS(phase smtp.Phase, chain []*x509.Certificate) *smtp
 }
 
 // ErrDANENoSTARTTLS is the failure of a server that does not offer STARTTLS
-// although usable, authenticated TLSA records exist.
-var ErrDANENoSTARTTLS = errors.New("the server does not offer STARTTLS, which its TLSA records make mandatory (RFC 7672 2.2)")
+// although authenticated TLSA records exist, usable or not.
+var ErrDANENoSTARTTLS = errors.New("the server does not offer STARTTLS, which its DNSSEC-authenticated TLSA records make mandatory (RFC 7672 2.2)")
 
-// CheckNoTLS is called when the server did not offer STARTTLS: with DANE
-// applying, that fails the probe in phase starttls with ReasonDANE.
+// RequiresTLS reports whether the host's TLSA records make TLS mandatory
+// (see dane.TLSAResult.RequiresTLS): when DANE applies, and also when every
+// authenticated record is unusable.
+func (d *DANEResult) RequiresTLS() bool { return d != nil && d.TLSA.RequiresTLS() }
+
+// CheckNoTLS is called when the server did not offer STARTTLS: where the
+// TLSA records make TLS mandatory, that fails the probe in phase starttls
+// with ReasonDANE (a DANE sender does not deliver in the clear).
 func (d *DANEResult) CheckNoTLS() *smtp.Error {
-	if !d.Applies() {
+	if !d.RequiresTLS() {
 		return nil
 	}
 	d.VerifyErr = ErrDANENoSTARTTLS
@@ -101,40 +112,65 @@ func (d *DANEResult) Verified() (verified, ok bool) {
 	return d.Match != nil, true
 }
 
-// tlsCheck is how the DANE verdict joins s's dialog: nil when DANE does not
-// apply (WebPKI decides, as the module says), else a check that replaces
-// WebPKI with the TLSA records and makes STARTTLS mandatory (RFC 7672 2.2).
-func (d *DANEResult) tlsCheck(s *smtp.Session) *smtp.TLSCheck {
-	if !d.Applies() {
+// forAddr is a fresh verdict on the same lookup, for one address of the
+// host.
+func (d *DANEResult) forAddr() *DANEResult {
+	if d == nil {
 		return nil
 	}
-	return &smtp.TLSCheck{
-		Decides: true,
-		Verify: func(phase smtp.Phase, st *smtp.TLSState) *smtp.Error {
-			if failure := d.CheckTLS(phase, st.PeerCertificates); failure != nil {
-				s.Notef("DANE: %v", failure.Err)
-				return failure
-			}
-			s.Notef("DANE: the certificate at depth %d matched TLSA %s (verified)", d.Match.Depth, d.Match.Record)
-			return nil
-		},
-		NoSTARTTLS: d.CheckNoTLS,
+	return &DANEResult{TLSA: d.TLSA, LookupErr: d.LookupErr, NextHop: d.NextHop}
+}
+
+// join is how the DANE verdict joins s's dialog. When DANE applies, the TLSA
+// base domain is sent as SNI (RFC 7672 8.1) and the TLSA records replace
+// WebPKI as the judge of the certificate, STARTTLS being mandatory. When
+// the authenticated records are all unusable, STARTTLS is still mandatory
+// but WebPKI decides, as the module says (Postfix and mox encrypt without
+// verifying then; see the README). Otherwise WebPKI alone decides.
+func (d *DANEResult) join(s *smtp.Session) {
+	switch {
+	case d.Applies():
+		base := d.TLSA.BaseDomain
+		s.SetServerName(base)
+		s.Notef("DANE: SNI %s (the TLSA base domain); the leaf of a DANE-TA chain must be issued to one of %s",
+			base, strings.Join(d.TLSA.ReferenceNames(d.NextHop), ", "))
+		s.SetTLSCheck(&smtp.TLSCheck{
+			Decides: true,
+			Verify: func(phase smtp.Phase, st *smtp.TLSState) *smtp.Error {
+				if failure := d.CheckTLS(phase, st.PeerCertificates); failure != nil {
+					s.Notef("DANE: %v", failure.Err)
+					return failure
+				}
+				s.Notef("DANE: the certificate at depth %d matched TLSA %s (verified)", d.Match.Depth, d.Match.Record)
+				return nil
+			},
+			NoSTARTTLS: d.CheckNoTLS,
+		})
+	case d.RequiresTLS():
+		s.SetTLSCheck(&smtp.TLSCheck{NoSTARTTLS: d.CheckNoTLS})
+	default:
+		s.SetTLSCheck(nil)
 	}
 }
 
-// daneSummary says what the TLSA lookup found and whether DANE applies.
+// daneSummary says what the TLSA lookup found, whose AD bit it trusted, and
+// whether DANE applies.
 func daneSummary(r *dane.TLSAResult) string {
-	s := fmt.Sprintf("TLSA %s via the DANE lookup: %d records, %d usable, authenticated: %t, address authenticated: %t",
-		r.Name, len(r.Records), len(r.Usable()), r.Authenticated, r.HostAuthenticated)
+	if !r.HostAuthenticated {
+		return fmt.Sprintf("DANE does not apply: the address of %s is not DNSSEC-authenticated (no AD bit from resolver %s), "+
+			"so %s is not looked up (RFC 7672 2.2)", r.Host, r.Resolver, r.Name)
+	}
+	s := fmt.Sprintf("TLSA %s via the DANE lookup: %d records, %d usable, authenticated: %t, address authenticated: %t (the AD bits of resolver %s)",
+		r.Name, len(r.Records), len(r.Usable()), r.Authenticated, r.HostAuthenticated, r.Resolver)
 	switch {
 	case r.Applies():
 		return s + ": DANE applies (STARTTLS mandatory, the certificate must match a record)"
-	case !r.HostAuthenticated:
-		return s + ": DANE does not apply (the host's address is not DNSSEC-authenticated)"
 	case !r.Authenticated:
 		return s + ": DANE does not apply (the TLSA answer is not DNSSEC-authenticated)"
 	case r.Denied:
 		return s + ": DANE does not apply (authenticated denial: no TLSA records)"
+	case r.RequiresTLS():
+		return s + ": no usable record, yet STARTTLS is mandatory (RFC 7672 2.2); WebPKI judges the certificate as the module says"
 	}
 	return s + ": DANE does not apply (no usable record)"
 }

@@ -87,16 +87,38 @@ func TestProbeDANE(t *testing.T) {
 			wantPhase: smtp.PhaseStartTLS, wantReason: smtp.ReasonTLS, dialled: true},
 		{name: "not authenticated: DANE does not apply, WebPKI decides (passes)", zone: zone(false, starttls, wrong), srv: starttls,
 			roots: true, wantQUIT: true, dialled: true},
-		{name: "only unusable records: DANE does not apply", zone: zone(true, plain, pkixEE), srv: plain,
-			wantPhase: smtp.PhaseStartTLS, wantReason: smtp.ReasonUnsupported, wantQUIT: true, dialled: true},
+		// RFC 7672 2.2: a secure TLSA RRset of unusable records still makes
+		// TLS mandatory (Postfix falls back to "encrypt", mox requires
+		// STARTTLS); with TLS, WebPKI judges as the module says.
+		{name: "only unusable records: no STARTTLS fails with reason dane", zone: zone(true, plain, pkixEE), srv: plain,
+			wantPhase: smtp.PhaseStartTLS, wantReason: ReasonDANE, wantQUIT: true, dialled: true},
+		{name: "only unusable records: STARTTLS, WebPKI decides (passes)", zone: zone(true, starttls, pkixEE), srv: starttls,
+			roots: true, wantQUIT: true, dialled: true},
+		{name: "only unusable records: STARTTLS, WebPKI decides (fails)", zone: zone(true, starttls, pkixEE), srv: starttls,
+			wantPhase: smtp.PhaseStartTLS, wantReason: smtp.ReasonTLS, dialled: true},
 		{name: "authenticated denial: DANE does not apply", zone: zone(true, starttls), srv: starttls, roots: true,
 			wantQUIT: true, dialled: true},
-		{name: "bogus (SERVFAIL): fails in resolve, nothing dialled", srv: starttls,
+		{name: "secure host, bogus TLSA (SERVFAIL): fails in resolve, nothing dialled", srv: starttls,
 			zone: dnstest.SecZone{Records: map[string][]string{"mx.dane.test. A": {"127.0.0.1"}},
+				Secure:   map[string]bool{"mx.dane.test.": true},
 				ServFail: map[string]bool{strings.TrimSuffix(tlsaAt(starttls.Port), " TLSA"): true}},
 			wantPhase: smtp.PhaseResolve, wantReason: ReasonDANE},
+		// RFC 7672 2.2: no TLSA lookup for a host whose address is not
+		// authenticated, so a nameserver that fails for its _25._tcp name
+		// (common for unsigned zones) fails nothing: DANE does not apply.
+		{name: "insecure host, TLSA name SERVFAIL: not asked, WebPKI decides", srv: starttls, roots: true, wantQUIT: true, dialled: true,
+			zone: dnstest.SecZone{Records: map[string][]string{"mx.dane.test. A": {"127.0.0.1"}},
+				ServFail: map[string]bool{strings.TrimSuffix(tlsaAt(starttls.Port), " TLSA"): true}}},
+		{name: "insecure host, TLSA name REFUSED: not asked, WebPKI decides", srv: starttls, roots: true, wantQUIT: true, dialled: true,
+			zone: dnstest.SecZone{Records: map[string][]string{"mx.dane.test. A": {"127.0.0.1"}},
+				Refused: map[string]bool{strings.TrimSuffix(tlsaAt(starttls.Port), " TLSA"): true}}},
+		{name: "insecure host, TLSA name never answered: not asked, WebPKI decides", srv: starttls, roots: true, wantQUIT: true, dialled: true,
+			zone: dnstest.SecZone{Records: map[string][]string{"mx.dane.test. A": {"127.0.0.1"}},
+				Drop: map[string]bool{strings.TrimSuffix(tlsaAt(starttls.Port), " TLSA"): true}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			questions := make(chan *dns.Msg, 16)
+			tc.zone.Questions = questions
 			opts := baseOptions()
 			opts.TLS, opts.DANE = smtp.TLSStartTLS, true
 			opts.Resolver = dnstest.StartSec(t, tc.zone)
@@ -117,6 +139,13 @@ func TestProbeDANE(t *testing.T) {
 			d := resDANE
 			if d == nil {
 				t.Fatal("no DANE result")
+			}
+			if !d.TLSA.HostAuthenticated {
+				for range len(questions) {
+					if q := <-questions; q.Question[0].Qtype == dns.TypeTLSA {
+						t.Errorf("asked %s for a host whose address is not authenticated", q.Question[0].Name)
+					}
+				}
 			}
 			if d.Applies() != tc.applies {
 				t.Errorf("applies %t, want %t (%+v)", d.Applies(), tc.applies, d.TLSA)
@@ -239,5 +268,120 @@ func TestProbeHostDANEOneLookup(t *testing.T) {
 	}
 	if !errors.Is(results[1].Err, dane.ErrMismatch) {
 		t.Errorf("err %v does not wrap dane.ErrMismatch", results[1].Err)
+	}
+}
+
+// sniRecorder is a server TLS config that reports the SNI of every
+// ClientHello on its channel.
+func sniRecorder(cfg *tls.Config) (*tls.Config, chan string) {
+	got := make(chan string, 8)
+	c := cfg.Clone()
+	c.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		select {
+		case got <- hello.ServerName:
+		default:
+		}
+		return nil, nil
+	}
+	return c, got
+}
+
+// TestProbeDANESNI checks the name sent as SNI: the TLSA base domain when
+// DANE applies (RFC 7672 8.1: the CNAME-expanded MX host when the expansion
+// is secure and has the records), else the module's name as before.
+func TestProbeDANESNI(t *testing.T) {
+	pki := testpki.Valid(t, "mx.dane.test")
+	cfg, sni := sniRecorder(pki.Server)
+	srv := smtptest.NewFake(t, "tcp4", starttlsScript(cfg))
+	port := srv.Port
+	ee := tlsaText(mustTLSA(t, pki.Leaf, dane.TLSAUsageDANEEE))
+	at := func(host string) string { return fmt.Sprintf("_%d._tcp.%s.", port, host) }
+	alias := []string{"=alias.dane.test. 60 IN CNAME mx.dane.test.", "=mx.dane.test. 60 IN A 127.0.0.1"}
+	for _, tc := range []struct {
+		name, host, serverName string
+		records                map[string][]string
+		secure                 bool
+		wantSNI                string
+		applies                bool
+	}{
+		{name: "the host's own records", host: "mx.dane.test", secure: true, applies: true, wantSNI: "mx.dane.test",
+			records: map[string][]string{at("mx.dane.test") + " TLSA": {ee}}},
+		{name: "a secure alias: its target's records, its target as SNI", host: "alias.dane.test", secure: true, applies: true,
+			wantSNI: "mx.dane.test", records: map[string][]string{at("mx.dane.test") + " TLSA": {ee}}},
+		{name: "a secure alias whose target has none: its own records and name", host: "alias.dane.test", secure: true,
+			applies: true, wantSNI: "alias.dane.test", records: map[string][]string{at("alias.dane.test") + " TLSA": {ee}}},
+		{name: "DANE replaces tls_config.server_name", host: "mx.dane.test", serverName: "other.test", secure: true, applies: true,
+			wantSNI: "mx.dane.test", records: map[string][]string{at("mx.dane.test") + " TLSA": {ee}}},
+		{name: "no DANE: the module's name", host: "alias.dane.test", serverName: "other.test", wantSNI: "other.test",
+			records: map[string][]string{at("mx.dane.test") + " TLSA": {ee}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			z := dnstest.SecZone{Records: map[string][]string{"mx.dane.test. A": {"127.0.0.1"}, "alias.dane.test. A": alias}}
+			for k, v := range tc.records {
+				z.Records[k] = v
+			}
+			if tc.secure {
+				z.Secure = map[string]bool{"mx.dane.test.": true, "alias.dane.test.": true, at("mx.dane.test"): true, at("alias.dane.test"): true}
+			}
+			opts := baseOptions()
+			opts.TLS, opts.DANE, opts.Resolver = smtp.TLSStartTLS, true, dnstest.StartSec(t, z)
+			opts.TLSConfig = &tls.Config{ServerName: tc.serverName, InsecureSkipVerify: !tc.applies}
+			var lines []string
+			opts.Transcript = func(l smtp.TranscriptLine) { lines = append(lines, l.String()) }
+			res, d, _ := probeOne(t.Context(), tc.host, port, opts)
+			srv.Wait(t)
+			if got := <-sni; got != tc.wantSNI {
+				t.Errorf("the server received SNI %q, want %q", got, tc.wantSNI)
+			}
+			if d.Applies() != tc.applies || res.Err != nil {
+				t.Fatalf("applies %t (want %t), err %v", d.Applies(), tc.applies, res.Err)
+			}
+			if v, _ := d.Verified(); v != tc.applies {
+				t.Errorf("verified %t, want %t: %v", v, tc.applies, d.VerifyErr)
+			}
+			transcript := strings.Join(lines, "\n")
+			if tc.applies && !strings.Contains(transcript, "DANE: SNI "+tc.wantSNI+" (the TLSA base domain)") {
+				t.Errorf("no note of the SNI:\n%s", transcript)
+			}
+			// Whose AD bit was trusted (RFC 4035 4.9.3) is in the TLSA note.
+			if trusted := "AD bits of resolver " + opts.Resolver; tc.secure != strings.Contains(transcript, trusted) ||
+				!tc.secure && !strings.Contains(transcript, "no AD bit from resolver "+opts.Resolver) {
+				t.Errorf("the TLSA note does not name the resolver whose AD bit was trusted:\n%s", transcript)
+			}
+		})
+	}
+}
+
+// TestProbeMXDANENextHop checks the DANE-TA name checks of an exchanger:
+// a leaf issued only to the recipient domain passes when the host is
+// reached through that domain's MX records (the next-hop domain is a
+// reference name, RFC 7672 3.2.2), and fails when the host is the target.
+func TestProbeMXDANENextHop(t *testing.T) {
+	pki := testpki.Valid(t, "example.test")
+	srv := smtptest.NewFake(t, "tcp4", starttlsScript(pki.Server))
+	name := fmt.Sprintf("_%d._tcp.mx.dane.test.", srv.Port)
+	opts := baseOptions()
+	opts.TLS, opts.DANE = smtp.TLSStartTLS, true
+	opts.Resolver = dnstest.StartSec(t, dnstest.SecZone{
+		Records: map[string][]string{
+			"example.test. MX": {"10 mx.dane.test."},
+			"mx.dane.test. A":  {"127.0.0.1"},
+			name + " TLSA":     {tlsaText(mustTLSA(t, pki.CA, dane.TLSAUsageDANETA))},
+		},
+		Secure: map[string]bool{"example.test.": true, "mx.dane.test.": true, name: true},
+	})
+	mx, err := probeMXWith(t.Context(), "example.test", srv.Port, opts, 5)
+	srv.Wait(t)
+	if err != nil || mx.Err != nil || len(mx.Hosts) != 1 {
+		t.Fatalf("mx probe: %v %v %+v", err, mx.Err, mx.Hosts)
+	}
+	h := mx.Hosts[0]
+	if v, ok := h.DANE.Verified(); !v || !ok || h.Result.Err != nil || h.DANE.NextHop != "example.test" {
+		t.Errorf("through the MX of example.test: verified %t (%t), next hop %q, err %v / %v", v, ok, h.DANE.NextHop, h.Result.Err, h.DANE.VerifyErr)
+	}
+	res, d, _ := probeOne(t.Context(), "mx.dane.test", srv.Port, opts)
+	srv.Wait(t)
+	if res.Err == nil || res.Err.Reason != ReasonDANE || !strings.Contains(res.Err.Error(), "name check") || d.NextHop != "mx.dane.test" {
+		t.Errorf("mx.dane.test as the target: %v (next hop %q), want a name check failure with reason dane", res.Err, d.NextHop)
 	}
 }

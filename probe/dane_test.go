@@ -57,6 +57,11 @@ func TestDANEChecks(t *testing.T) {
 			Records: []dane.TLSARecord{mustTLSA(t, pki.CA, 2)}}
 	}
 	notAuth := func() *dane.TLSAResult { r := applies(); r.Authenticated = false; return r }
+	unusable := func() *dane.TLSAResult {
+		r := applies()
+		r.Records = []dane.TLSARecord{mustTLSA(t, pki.CA, 0), mustTLSA(t, pki.Leaf, 1)}
+		return r
+	}
 
 	t.Run("lookup failures", func(t *testing.T) {
 		for _, tc := range []struct {
@@ -95,6 +100,10 @@ func TestDANEChecks(t *testing.T) {
 			wantIs: ErrDANENoSTARTTLS},
 		{name: "not authenticated: any certificate", tlsa: notAuth(), chain: []*x509.Certificate{other.Leaf}, phase: smtp.PhaseStartTLS},
 		{name: "not authenticated: no starttls is fine", tlsa: notAuth()},
+		{name: "only unusable records: any certificate (WebPKI judges)", tlsa: unusable(), chain: []*x509.Certificate{other.Leaf},
+			phase: smtp.PhaseStartTLS},
+		{name: "only unusable records: no starttls fails", tlsa: unusable(), wantErr: true, wantPhase: smtp.PhaseStartTLS,
+			wantIs: ErrDANENoSTARTTLS},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, _ := NewDANEResult(tc.tlsa, nil)

@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"cmp"
 	"context"
 	"net/netip"
 	"sync"
@@ -20,6 +21,9 @@ type walk struct {
 	plan *Plan
 	opts *smtp.Options // the plan's, with this probe's hooks
 	tr   *smtp.Transcript
+	// domain is the recipient domain of an mx_lookup probe (set by
+	// probeMX): the next-hop domain of its exchangers' DANE name checks.
+	domain string
 }
 
 // hostProbe is one host, prepared.
@@ -53,6 +57,7 @@ func (w *walk) lookupDANE(h *hostProbe) *smtp.Error {
 	t := time.Now()
 	tlsa, err := dane.LookupTLSA(w.ctx, w.opts.Resolver, res.Host, res.Port)
 	d, failure := NewDANEResult(tlsa, err)
+	d.NextHop = cmp.Or(w.domain, res.Host)
 	h.dane = d
 	if n := len(res.Phases); n > 0 && res.Phases[n-1].Phase == smtp.PhaseResolve {
 		res.Phases[n-1].Duration += time.Since(t)
@@ -86,11 +91,7 @@ func (h *hostProbe) dialogs() []*dialog {
 	host := h.s.Result().Host
 	out := make([]*dialog, len(h.addrs))
 	for i, a := range h.addrs {
-		d := &dialog{s: h.s.ForAddr(a, host+" "+a.String())}
-		if h.dane != nil {
-			d.dane = &DANEResult{TLSA: h.dane.TLSA, LookupErr: h.dane.LookupErr}
-		}
-		out[i] = d
+		out[i] = &dialog{s: h.s.ForAddr(a, host+" "+a.String()), dane: h.dane.forAddr()}
 	}
 	return out
 }
@@ -101,7 +102,7 @@ func (d *dialog) run() *smtp.Result {
 		d.res = d.s.Done(d.prepared)
 		return d.res
 	}
-	d.s.SetTLSCheck(d.dane.tlsCheck(d.s))
+	d.dane.join(d.s)
 	d.res = d.s.Done(d.s.Run())
 	return d.res
 }

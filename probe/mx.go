@@ -2,7 +2,6 @@ package probe
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/smtp-exporter/smtp_exporter/config"
+	"github.com/smtp-exporter/smtp_exporter/dnssec"
 	"github.com/smtp-exporter/smtp_exporter/mtasts"
 	"github.com/smtp-exporter/smtp_exporter/smtp"
 	"github.com/smtp-exporter/smtp_exporter/tlsrpt"
@@ -38,6 +38,10 @@ type MXResult struct {
 	// Implicit is true when the domain has no MX records and its own address
 	// stands in as the only exchanger (RFC 5321 section 5.1).
 	Implicit bool
+	// Authenticated is true when the resolver set the AD bit on the MX
+	// answer (the records, or the denial that there are any):
+	// probe_smtp_mx_lookup_authenticated.
+	Authenticated bool
 	// Hosts are the exchangers probed, in preference order, ties by name.
 	Hosts []MXHost
 	// Found is how many exchangers the lookup returned (Hosts may hold fewer,
@@ -126,6 +130,7 @@ func (w *walk) probeMX(domain string, port uint16, maxHosts int) (*MXResult, err
 	start := time.Now()
 	res := &MXResult{Domain: domain}
 	defer func() { res.Duration = time.Since(start) }()
+	w.domain = domain
 
 	checks := w.startDomainChecks(domain)
 	mxs, err := w.lookupMX(domain, res)
@@ -197,21 +202,29 @@ func (w *walk) probeMX(domain string, port uint16, maxHosts int) (*MXResult, err
 }
 
 // lookupMX returns the exchangers of domain sorted by preference, then by
-// name (Go shuffles equal preferences; the subset probed under maxHosts must
-// not change from one probe to the next), names lower case without the
-// trailing dot; for a domain without MX records the domain itself (RFC 5321
-// section 5.1, res.Implicit set).
+// name (equal preferences come in any order; the subset probed under
+// maxHosts must not change from one probe to the next), names lower case
+// without the trailing dot; for a domain without MX records the domain
+// itself (RFC 5321 section 5.1, res.Implicit set). The MX records are asked
+// of the module's resolver (or the system's first nameserver) with the DO
+// and AD bits, and res.Authenticated says whether the resolver
+// authenticated the answer or its denial.
 func (w *walk) lookupMX(domain string, res *MXResult) ([]*net.MX, *smtp.Error) {
 	ctx, tr := w.ctx, w.tr
-	mxs, err := smtp.NewResolver(w.opts.Resolver).LookupMX(ctx, domain)
-	var dnsErr *net.DNSError
+	resolver, err := dnssec.ResolverAddr(w.opts.Resolver)
+	var mxs []*net.MX
+	if err == nil {
+		mxs, res.Authenticated, err = dnssec.LookupMX(ctx, resolver, domain)
+	}
 	switch {
 	case err == nil && len(mxs) > 0:
-	case err == nil || (errors.As(err, &dnsErr) && dnsErr.IsNotFound && ctx.Err() == nil):
+		tr.Notef("MX of %s: %d records, DNSSEC-authenticated (the AD bit of resolver %s: %t)", domain, len(mxs), resolver, res.Authenticated)
+	case err == nil:
 		// No MX records: the domain itself is the implicit exchanger. If the
 		// domain does not exist either, its probe fails in resolve.
 		res.Implicit = true
-		tr.Notef("%s has no MX records: probing the domain itself (implicit MX)", domain)
+		tr.Notef("%s has no MX records (the denial DNSSEC-authenticated: the AD bit of resolver %s: %t): probing the domain itself (implicit MX)",
+			domain, resolver, res.Authenticated)
 		return []*net.MX{{Host: domain, Pref: 0}}, nil
 	default:
 		reason := smtp.ReasonResolve

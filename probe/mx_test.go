@@ -232,3 +232,71 @@ func mustPort(t *testing.T, s string) uint16 {
 	}
 	return uint16(n)
 }
+
+// TestProbeMXAuthenticated checks probe_smtp_mx_lookup_authenticated's
+// source: whether the resolver set the AD bit on the MX answer or on its
+// denial, with the lookup's other behaviour unchanged.
+func TestProbeMXAuthenticated(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.OK)
+	_, portStr, _ := net.SplitHostPort(srv.Addr)
+	p, _ := strconv.Atoi(portStr)
+	resolver := dnstest.StartSec(t, dnstest.SecZone{
+		Records: map[string][]string{
+			"secure.test. MX":      {"20 MX2.Secure.Test.", "10 mx1.secure.test."},
+			"insecure.test. MX":    {"10 mx1.secure.test."},
+			"mx1.secure.test. A":   {"127.0.0.1"},
+			"mx2.secure.test. A":   {"127.0.0.1"},
+			"nomx.secure.test. A":  {"127.0.0.1"},
+			"null.secure.test. MX": {"0 ."},
+		},
+		Secure:   map[string]bool{"secure.test.": true, "nomx.secure.test.": true, "null.secure.test.": true},
+		ServFail: map[string]bool{"bogus.test.": true},
+	})
+	for _, tc := range []struct {
+		domain     string
+		auth       bool
+		hosts      string
+		implicit   bool
+		wantReason smtp.Reason
+	}{
+		{domain: "secure.test", auth: true, hosts: "mx1.secure.test mx2.secure.test"},
+		{domain: "insecure.test", hosts: "mx1.secure.test"},
+		{domain: "nomx.secure.test", auth: true, hosts: "nomx.secure.test", implicit: true},
+		{domain: "null.secure.test", auth: true, wantReason: smtp.ReasonNullMX},
+		{domain: "bogus.test", wantReason: smtp.ReasonResolve},
+	} {
+		t.Run(tc.domain, func(t *testing.T) {
+			opts := baseOptions()
+			opts.Resolver = resolver
+			var lines []string
+			opts.Transcript = func(l smtp.TranscriptLine) { lines = append(lines, l.String()) }
+			res, err := probeMXWith(t.Context(), tc.domain, uint16(p), opts, 5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, h := range res.Hosts {
+				names = append(names, h.Name)
+			}
+			if res.Authenticated != tc.auth || strings.Join(names, " ") != tc.hosts || res.Implicit != tc.implicit {
+				t.Errorf("authenticated %t hosts %q implicit %t, want %t %q %t", res.Authenticated, names, res.Implicit, tc.auth, tc.hosts, tc.implicit)
+			}
+			if tc.wantReason != "" && (res.Err == nil || res.Err.Reason != tc.wantReason) {
+				t.Errorf("err %v, want reason %s", res.Err, tc.wantReason)
+			}
+			transcript := strings.Join(lines, "\n")
+			if tc.wantReason == smtp.ReasonResolve {
+				if !strings.Contains(res.Err.Error(), "via "+resolver) {
+					t.Errorf("the error does not name the resolver: %v", res.Err)
+				}
+			} else if !strings.Contains(transcript, "AD bit of resolver "+resolver+": "+strconv.FormatBool(tc.auth)) {
+				t.Errorf("the transcript does not say whose AD bit was trusted:\n%s", transcript)
+			}
+			o := &Outcome{Target: Target{Plan: &Plan{MX: &MXPlan{}}}}
+			o.fromMX(res, config.MXSuccessAll)
+			if o.MXAuthenticated != tc.auth {
+				t.Errorf("outcome: MX authenticated %t, want %t", o.MXAuthenticated, tc.auth)
+			}
+		})
+	}
+}

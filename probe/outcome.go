@@ -23,6 +23,9 @@ type Outcome struct {
 	// MXFound is how many exchangers the MX lookup returned; -1 when the
 	// target is not a domain.
 	MXFound int
+	// MXAuthenticated is true when the resolver authenticated the MX answer
+	// or its denial (DNSSEC, the AD bit); false for a failed lookup.
+	MXAuthenticated bool
 	// Hosts has one row per host probed (per address with addresses: all).
 	// An MX probe whose lookup failed has one row with empty Name and
 	// Address holding the lookup's failure, so every per-host series keeps
@@ -127,6 +130,7 @@ func (o *Outcome) fromDialogs(dialogs []*dialog, mode config.MXSuccess) {
 
 func (o *Outcome) fromMX(mx *MXResult, mode config.MXSuccess) {
 	o.Success, o.Duration, o.DNS, o.MXFound = mx.Success(mode), mx.Duration, mx.LookupDuration, mx.Found
+	o.MXAuthenticated = mx.Authenticated
 	o.ByAddress = o.Target.Plan.AllAddresses
 	o.MTASTS, o.TLSRPT = mx.MTASTS, mx.TLSRPT
 	if mx.Err != nil {

@@ -79,6 +79,11 @@ type Set struct {
 	// order.
 	Static []Target
 	Policy *Policy
+	// Warnings are what the configuration holds that is valid but unwise
+	// (a dane or mta_sts module trusting a resolver that is not on a
+	// loopback address): a log line each at every load, printed by
+	// --config.check.
+	Warnings []string
 	// staticKeys holds "module\x00key" of every static target.
 	staticKeys map[string]bool
 }
@@ -108,6 +113,7 @@ func Build(c *config.Config) (*Set, error) {
 		return nil, err
 	}
 	s.Policy = policy
+	s.Warnings = resolverWarnings(c)
 	return s, nil
 }
 

@@ -14,8 +14,10 @@ const (
 	PhaseDelivery smtp.Phase = "delivery"
 
 	// ReasonDANE fails a probe whose host has authenticated, usable TLSA
-	// records (RFC 7672) when the certificate matches none of them, or when
-	// the server does not offer STARTTLS although DANE requires it.
+	// records (RFC 7672) when the certificate matches none of them; whose
+	// host has authenticated TLSA records, usable or not, when the server
+	// does not offer the STARTTLS they make mandatory; or whose secure
+	// host's TLSA records cannot be determined (bogus: SERVFAIL).
 	ReasonDANE smtp.Reason = "dane"
 	// ReasonMTASTS fails a probe in MTA-STS enforce mode: an MX that no
 	// policy pattern matches, or whose certificate does not validate for its
@@ -36,7 +38,7 @@ var Reasons = append(append([]smtp.Reason(nil), smtp.Reasons...), ReasonAuth, Re
 // reasonMeaning explains the reasons of this package.
 var reasonMeaning = map[smtp.Reason]string{
 	ReasonAuth:   "the mailbox server refused the delivery check's login (username or password)",
-	ReasonDANE:   "the host's DNSSEC-signed TLSA records (DANE) could not be looked up, or the certificate matches none of them, or the server does not offer the STARTTLS they make mandatory",
+	ReasonDANE:   "the DNSSEC-signed host's TLSA records (DANE) could not be looked up, or the certificate matches none of them, or the server does not offer the STARTTLS they make mandatory",
 	ReasonMTASTS: "the domain's MTA-STS policy in enforce mode refuses this MX (no mx pattern matches it, or its certificate does not validate for its name), or the published policy cannot be fetched",
 }
 

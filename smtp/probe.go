@@ -51,6 +51,7 @@ type prober struct {
 	tr       *Transcript
 	trHost   string    // the exchanger's name in an MX probe's transcript
 	tlsCheck *TLSCheck // the caller's judgement of the TLS session; nil: WebPKI alone
+	sni      string    // the caller's SNI (Session.SetServerName); empty: the verification name
 	hooked   bool      // the failure came from the caller's TLSCheck
 
 	conn     net.Conn

@@ -83,11 +83,20 @@ func (s *Session) ForAddr(a netip.Addr, tag string) *Session {
 		// its own list, not an alias of a shared backing array.
 		secrets: secrets{list: slices.Clone(p.secrets.list)}}
 	c.setAddr(a)
+	c.sni = p.sni
 	return &Session{p: c}
 }
 
 // SetTLSCheck sets the caller's judgement of the TLS session for Run.
 func (s *Session) SetTLSCheck(c *TLSCheck) { s.p.tlsCheck = c }
+
+// SetServerName sets the name Run sends as SNI (the TLS server_name
+// extension) in place of Options.TLSConfig.ServerName or the host: a DANE
+// client sends the TLSA base domain (RFC 7672 8.1), and a server that picks
+// its certificate by SNI must be seen as senders see it. The WebPKI check
+// recorded in TLSState (which MTA-STS reads, for the MX host name) is still
+// made for the usual name. Empty restores the default.
+func (s *Session) SetServerName(name string) { s.p.sni = name }
 
 // Run dials the chosen address and runs the dialog, banner to QUIT (the
 // polite QUIT after a failure included).

@@ -17,6 +17,9 @@ import (
 func (p *prober) handshake(phase Phase) *Error {
 	cfg := p.tlsConfig()
 	state := &TLSState{ServerName: cfg.ServerName}
+	if p.sni != "" {
+		cfg.ServerName = p.sni // sent as SNI only: WebPKI checks state.ServerName
+	}
 	p.res.TLS = state
 	verify := !cfg.InsecureSkipVerify
 	roots := cfg.RootCAs

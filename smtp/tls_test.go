@@ -196,3 +196,53 @@ func TestStartTLSForgetsPlaintextEHLO(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionServerName checks Session.SetServerName: the server receives
+// the caller's name as SNI, while WebPKI still checks the usual name (the
+// host, or tls_config.server_name), which MTA-STS relies on.
+func TestSessionServerName(t *testing.T) {
+	pki := validPKI(t)
+	for _, tc := range []struct {
+		name, sni, configured string
+		wantSNI, wantChecked  string
+	}{
+		{name: "default: the host", wantSNI: "localhost", wantChecked: "localhost"},
+		{name: "tls_config.server_name", configured: "mx.example.test", wantSNI: "mx.example.test", wantChecked: "mx.example.test"},
+		{name: "the caller's", sni: "mx.base.test", wantSNI: "mx.base.test", wantChecked: "localhost"},
+		{name: "the caller's over tls_config.server_name", sni: "mx.base.test", configured: "localhost",
+			wantSNI: "mx.base.test", wantChecked: "localhost"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := make(chan string, 1)
+			cfg := pki.Server.Clone()
+			cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+				got <- hello.ServerName
+				return nil, nil
+			}
+			srv := smtptest.NewFake(t, "tcp4", smtptest.Script(cfg, "S: 220 mx.test", "C: EHLO probe.test", ehloTLS, "C: STARTTLS",
+				"S: 220 2.0.0 go ahead", "TLS", "C: EHLO probe.test", ehloAfterTLS, "C: QUIT", "S: 221 bye"))
+			opts := baseOptions()
+			opts.TLS = TLSStartTLS
+			opts.TLSConfig = &tls.Config{RootCAs: pki.Pool, ServerName: tc.configured}
+			ctx, cancel := WithDefaultDeadline(t.Context())
+			defer cancel()
+			s := NewSession(ctx, "localhost", srv.Port, opts, nil, "")
+			s.SetServerName(tc.sni)
+			if _, err := s.Prepare(false); err != nil {
+				t.Fatal(err)
+			}
+			res := s.Done(s.Run())
+			srv.Wait(t)
+			if sni := <-got; sni != tc.wantSNI {
+				t.Errorf("the server received SNI %q, want %q", sni, tc.wantSNI)
+			}
+			wantOK := tc.wantChecked == "localhost"
+			if res.TLS == nil || res.TLS.ServerName != tc.wantChecked || res.TLS.Verified != wantOK {
+				t.Errorf("tls state %+v: want the certificate checked for %s (verified %t)", res.TLS, tc.wantChecked, wantOK)
+			}
+			if wantOK && res.Err != nil {
+				t.Errorf("probe failed: %v", res.Err)
+			}
+		})
+	}
+}

@@ -13,14 +13,16 @@ import (
 // a value beginning with "=" is a whole record, for CNAME chains:
 // "=alias.test. 60 IN CNAME mx.test."),
 // the names ("name." or "name. TYPE") whose answers carry the AD bit,
-// names answering NXDOMAIN or
-// SERVFAIL, and whether UDP answers are truncated (TC, no records).
+// names answering NXDOMAIN, SERVFAIL or REFUSED, names never answered
+// (Drop: a dead nameserver, the asker times out), and whether UDP answers
+// are truncated (TC, no records).
 type SecZone struct {
 	Records   map[string][]string
 	Secure    map[string]bool
 	NXDomain  map[string]bool
 	ServFail  map[string]bool
 	Refused   map[string]bool
+	Drop      map[string]bool
 	Truncate  bool
 	Questions chan<- *dns.Msg // every query received, when not nil (never blocks)
 }
@@ -45,10 +47,13 @@ func StartSec(t testing.TB, zone SecZone) string {
 				default:
 				}
 			}
-			m := new(dns.Msg)
-			m.SetReply(req)
 			q := req.Question[0]
 			name := strings.ToLower(q.Name)
+			if zone.Drop[name] {
+				return // no answer: the asker waits until its deadline
+			}
+			m := new(dns.Msg)
+			m.SetReply(req)
 			switch {
 			case zone.ServFail[name]:
 				m.Rcode = dns.RcodeServerFailure

@@ -31,8 +31,22 @@ type PKI struct {
 }
 
 // New makes a CA valid for 30 days and a server certificate for names (DNS
-// names or IP addresses) valid from notBefore to notAfter.
+// names or IP addresses) valid from notBefore to notAfter; its subject CN is
+// the first name.
 func New(t testing.TB, notBefore, notAfter time.Time, names ...string) *PKI {
+	t.Helper()
+	return build(t, notBefore, notAfter, names[0], names)
+}
+
+// NewNamed makes a PKI whose server certificate, valid for the next 12
+// hours, has subject CN cn and exactly the subject alternative names sans
+// (none: a certificate named by its CN alone, as older ones are).
+func NewNamed(t testing.TB, cn string, sans ...string) *PKI {
+	t.Helper()
+	return build(t, time.Now().Add(-time.Hour), time.Now().Add(12*time.Hour), cn, sans)
+}
+
+func build(t testing.TB, notBefore, notAfter time.Time, cn string, names []string) *PKI {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "smtp_exporter test CA"},
@@ -44,7 +58,7 @@ func New(t testing.TB, notBefore, notAfter time.Time, names ...string) *PKI {
 	}
 	ca, _ := x509.ParseCertificate(caDER)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: names[0]},
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: cn},
 		NotBefore: notBefore, NotAfter: notAfter,
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	for _, n := range names {
@@ -95,4 +109,9 @@ func (p *PKI) WriteFiles(t testing.TB, dir string) (ca, cert, key string) {
 		}
 	}
 	return ca, cert, key
+}
+
+// CAPEM is the CA certificate in PEM, for a bundle of several PKIs' CAs.
+func (p *PKI) CAPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.caDER})
 }
