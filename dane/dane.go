@@ -226,7 +226,7 @@ func TLSAName(host string, port uint16) string {
 const maxCNAMEs = 8
 
 // LookupTLSA makes the DANE lookups for an MX host (RFC 7672 2.2) through
-// resolver ("host:port"; empty: the first nameserver of /etc/resolv.conf),
+// resolver ("host:port"; empty: the nameservers of /etc/resolv.conf, in order),
 // with the DO and AD bits, within ctx's deadline:
 //   - host's A record, to learn whether its address is authenticated and
 //     whether host is an alias (a CNAME chain, of at most 8 links); when

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -23,6 +24,10 @@ import (
 
 // DefaultTimeout bounds a query whose context carries no deadline.
 const DefaultTimeout = 10 * time.Second
+
+// systemPort, when set, replaces the port of the system's nameservers; a
+// variable only so that tests can run them on loopback ports of their own.
+var systemPort = ""
 
 // resolvConf is where the system's resolver is configured; a variable only
 // so that tests can point it elsewhere.
@@ -70,22 +75,85 @@ func ResolverAddr(resolver string) (string, error) {
 	return net.JoinHostPort(host, "53"), nil
 }
 
-// Query asks resolver ("host:port"; empty: the system's first
-// nameserver) for name and qtype with the DO and AD bits set, so a
-// validating resolver says whether it authenticated the answer. It gives up
-// at ctx's deadline (DefaultTimeout without one), retries over TCP when the
-// UDP answer is truncated, and returns an error for any rcode other than
+// Query asks resolver ("host:port"; empty: the system's nameservers, see
+// below) for name and qtype with the DO and AD bits set, so a validating
+// resolver says whether it authenticated the answer. It gives up at ctx's
+// deadline (DefaultTimeout without one), retries over TCP when the UDP
+// answer is truncated, and returns an error for any rcode other than
 // NOERROR and NXDOMAIN (wrapping ErrServFail for SERVFAIL).
+//
+// With the system's resolver, the nameservers of /etc/resolv.conf are asked
+// in order, as the C library and Go's resolver do: the next one when a
+// server does not answer within its share of the time left, cannot be
+// reached, or answers SERVFAIL or REFUSED. The AD bit then comes from
+// whichever answered.
 func Query(ctx context.Context, resolver, name string, qtype uint16) (*Answer, error) {
-	addr, err := ResolverAddr(resolver)
-	if err != nil {
-		return nil, err
-	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
 		defer cancel()
 	}
+	if resolver != "" {
+		addr, err := ResolverAddr(resolver)
+		if err != nil {
+			return nil, err
+		}
+		return queryOne(ctx, addr, name, qtype)
+	}
+	servers, err := SystemServers()
+	if err != nil {
+		return nil, err
+	}
+	var last error
+	for i, addr := range servers {
+		// Each server left gets an equal share of the time left; the last
+		// gets all of it.
+		deadline, _ := ctx.Deadline()
+		sctx, cancel := context.WithTimeout(ctx, time.Until(deadline)/time.Duration(len(servers)-i))
+		a, err := queryOne(sctx, addr, name, qtype)
+		cancel()
+		if err == nil || ctx.Err() != nil || !nextServer(err) {
+			return a, err
+		}
+		last = err
+	}
+	return nil, last
+}
+
+// errRefused is wrapped by the error of a server that answered REFUSED.
+var errRefused = errors.New("the resolver answered REFUSED")
+
+// nextServer reports whether err, from one server, lets another be asked:
+// no answer, no connection, SERVFAIL or REFUSED.
+func nextServer(err error) bool {
+	var ne net.Error
+	return errors.Is(err, ErrServFail) || errors.Is(err, errRefused) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// SystemServers returns the nameservers of /etc/resolv.conf, "host:port",
+// in the order Query asks them.
+func SystemServers() ([]string, error) {
+	cc, err := dns.ClientConfigFromFile(resolvConf)
+	if err != nil {
+		return nil, fmt.Errorf("reading the system's resolver: %w", err)
+	}
+	if len(cc.Servers) == 0 {
+		return nil, fmt.Errorf("no nameserver in %s", resolvConf)
+	}
+	port := cc.Port
+	if systemPort != "" {
+		port = systemPort
+	}
+	out := make([]string, len(cc.Servers))
+	for i, s := range cc.Servers {
+		out[i] = net.JoinHostPort(s, port)
+	}
+	return out, nil
+}
+
+// queryOne asks the one server at addr.
+func queryOne(ctx context.Context, addr, name string, qtype uint16) (*Answer, error) {
 	q := new(dns.Msg)
 	q.SetQuestion(dns.Fqdn(name), qtype)
 	q.RecursionDesired = true
@@ -102,6 +170,8 @@ func Query(ctx context.Context, resolver, name string, qtype uint16) (*Answer, e
 	case dns.RcodeSuccess, dns.RcodeNameError:
 	case dns.RcodeServerFailure:
 		return nil, fmt.Errorf("asking %s for %s %s: %w", addr, dns.Fqdn(name), dns.TypeToString[qtype], ErrServFail)
+	case dns.RcodeRefused:
+		return nil, fmt.Errorf("asking %s for %s %s: %w", addr, dns.Fqdn(name), dns.TypeToString[qtype], errRefused)
 	default:
 		return nil, fmt.Errorf("asking %s for %s %s: the resolver answered %s",
 			addr, dns.Fqdn(name), dns.TypeToString[qtype], dns.RcodeToString[resp.Rcode])

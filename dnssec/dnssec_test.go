@@ -194,3 +194,57 @@ func TestLookupMX(t *testing.T) {
 		})
 	}
 }
+
+// TestQuerySystemServersInOrder: with the system's resolver, a nameserver
+// that cannot be reached, one that answers REFUSED and one that never
+// answers do not fail the lookup while another answers: the next is asked,
+// each within its share of the deadline, as the C library does.
+func TestQuerySystemServersInOrder(t *testing.T) {
+	answering := dnstest.StartSec(t, dnstest.SecZone{Records: map[string][]string{"mx.test. TXT": {`"hello"`}},
+		Secure: map[string]bool{"mx.test.": true}})
+	_, port, _ := net.SplitHostPort(answering)
+	// The same port on other loopback addresses: 127.0.0.5 refuses (no
+	// listener), 127.0.0.6 answers REFUSED, 127.0.0.7 never answers.
+	refusing := startOn(t, "127.0.0.6:"+port, func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetRcode(req, dns.RcodeRefused)
+		_ = w.WriteMsg(m)
+	})
+	silent := startOn(t, "127.0.0.7:"+port, func(dns.ResponseWriter, *dns.Msg) {})
+	if refusing == nil || silent == nil {
+		t.Skip("the port is taken on 127.0.0.6 or 127.0.0.7")
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(conf, []byte("nameserver 127.0.0.5\nnameserver 127.0.0.6\nnameserver 127.0.0.7\nnameserver 127.0.0.1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	oldConf, oldPort := resolvConf, systemPort
+	resolvConf, systemPort = conf, port
+	defer func() { resolvConf, systemPort = oldConf, oldPort }()
+	// Had the silent server kept all the time left, the deadline would
+	// pass before the fourth is asked.
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	txt, err := LookupTXT(ctx, "", "mx.test")
+	if err != nil || len(txt) != 1 || txt[0] != "hello" {
+		t.Fatalf("LookupTXT = %q, %v; want the fourth server's answer", txt, err)
+	}
+}
+
+// startOn serves handler over UDP on addr until the test ends; nil when
+// addr cannot be bound.
+func startOn(t *testing.T, addr string, handler dns.HandlerFunc) *dns.Server {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: handler}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.ActivateAndServe()
+	}()
+	t.Cleanup(func() { _ = srv.Shutdown(); <-done })
+	return srv
+}

@@ -21,8 +21,8 @@ import (
 
 // Options says how to fetch a domain's MTA-STS policy.
 type Options struct {
-	// Resolver is the DNS server, "host:port"; empty: the first nameserver
-	// of /etc/resolv.conf.
+	// Resolver is the DNS server, "host:port"; empty: the nameservers of
+	// /etc/resolv.conf, in order.
 	Resolver string
 	// TLSConfig verifies the policy server; nil: the system's roots. Its
 	// ServerName is set to mta-sts.DOMAIN.

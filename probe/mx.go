@@ -206,7 +206,7 @@ func (w *walk) probeMX(domain string, port uint16, maxHosts int) (*MXResult, err
 // maxHosts must not change from one probe to the next), names lower case
 // without the trailing dot; for a domain without MX records the domain
 // itself (RFC 5321 section 5.1, res.Implicit set). The MX records are asked
-// of the module's resolver (or the system's first nameserver) with the DO
+// of the module's resolver (or the system's nameservers, in order) with the DO
 // and AD bits, and res.Authenticated says whether the resolver
 // authenticated the answer or its denial.
 func (w *walk) lookupMX(domain string, res *MXResult) ([]*net.MX, *smtp.Error) {

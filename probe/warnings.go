@@ -45,12 +45,12 @@ func resolverWarnings(c *config.Config) []string {
 func resolverWarning(resolver string) string {
 	const advice = "use a DNSSEC-validating resolver on a loopback address (RFC 4035 4.9.3)"
 	if resolver == "" {
-		addr, err := dnssec.ResolverAddr("")
+		addrs, err := dnssec.SystemServers()
 		if err != nil {
 			return fmt.Sprintf("no resolver is set and the system's cannot be read (%v): its DNSSEC lookups will fail; %s", err, advice)
 		}
-		return fmt.Sprintf("no resolver is set: the AD bit of the system resolver %s (the first nameserver of /etc/resolv.conf) is trusted; %s",
-			addr, advice)
+		return fmt.Sprintf("no resolver is set: the AD bit of the system resolver %s (the nameservers of /etc/resolv.conf, asked in order) is trusted; %s",
+			strings.Join(addrs, ", "), advice)
 	}
 	host, _, err := net.SplitHostPort(resolver)
 	if err != nil {

@@ -36,7 +36,7 @@ func TestBuildResolverWarnings(t *testing.T) {
 	}
 	// The system resolver: the warning says which one is trusted.
 	if addr, err := dnssec.ResolverAddr(""); err == nil {
-		if !strings.Contains(s.Warnings[2], "the system resolver "+addr+" (the first nameserver of /etc/resolv.conf)") {
+		if !strings.Contains(s.Warnings[2], "the system resolver "+addr+" (the nameservers of /etc/resolv.conf, asked in order)") {
 			t.Errorf("the warning does not name the system's resolver %s: %q", addr, s.Warnings[2])
 		}
 	} else if !strings.Contains(s.Warnings[2], "cannot be read") {
