@@ -56,7 +56,7 @@ image:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o $(IMAGE_CONTEXT)/smtp_exporter .
 	cp $(CA_BUNDLE) $(IMAGE_CONTEXT)/ca-certificates.crt
 	cp example.yml $(IMAGE_CONTEXT)/config.yml
-	cp examples/*.password $(IMAGE_CONTEXT)/examples/
+	cp examples/*.password examples/*.secret $(IMAGE_CONTEXT)/examples/
 	printf 'nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n' >$(IMAGE_CONTEXT)/etc/passwd
 	printf 'nobody:x:65534:\n' >$(IMAGE_CONTEXT)/etc/group
 	$(CONTAINER_ENGINE) build $(IMAGE_BUILD_FLAGS) -f Dockerfile -t $(IMAGE) \

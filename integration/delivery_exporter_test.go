@@ -34,6 +34,7 @@ func deliveryThroughExporter(t *testing.T, p *postfix) {
       username: %s
       password_file: %s
       timeout: %s
+      targets: [127.0.0.1]
 `, name, rcpt, p.imapImplicit, p.caFile, inboxAddr, passwordFile, timeout)
 	}
 	conf := filepath.Join(dir, "delivery.yml")
