@@ -78,7 +78,12 @@ func (is *jwtIssuer) serve(w http.ResponseWriter, r *http.Request) {
 		exp = c.lifetime
 	}
 	now := time.Now()
-	token := signHS256(c.key, map[string]any{"sub": oauthUser, "iss": is.srv.URL, "iat": now.Unix(), "exp": now.Add(exp).Unix()})
+	// iat a few seconds back, as issuers write it to allow for clocks
+	// that differ (Azure AD backdates nbf by minutes): a validator whose
+	// idea of "now" lags the issuer's by a moment must not see a token
+	// issued in the future. One full test run in six saw Dovecot refuse a
+	// fresh token ("invalid_token") with iat = now.
+	token := signHS256(c.key, map[string]any{"sub": oauthUser, "iss": is.srv.URL, "iat": now.Add(-5 * time.Second).Unix(), "exp": now.Add(exp).Unix()})
 	is.issued = append(is.issued, token)
 	json.NewEncoder(w).Encode(map[string]any{"access_token": token, "token_type": "Bearer", "expires_in": int(c.lifetime.Seconds())})
 }

@@ -482,7 +482,10 @@ func (p *postfix) dovecotOAuth(t *testing.T) string {
 local_validation_key_dict = fs:posix:prefix=%s/keys/
 username_attribute = sub
 `, d))
-	return fmt.Sprintf(`# OAuth 2.0 bearer tokens, validated locally
+	return fmt.Sprintf(`# OAuth 2.0 bearer tokens, validated locally; a refusal says why in
+# the log the test shows when it fails
+auth_verbose = yes
+auth_debug = yes
 auth_mechanisms = plain login cram-md5 xoauth2 oauthbearer
 passdb {
   driver = oauth2
