@@ -245,6 +245,8 @@ func startOn(t *testing.T, addr string, handler dns.HandlerFunc) *dns.Server {
 		defer close(done)
 		_ = srv.ActivateAndServe()
 	}()
-	t.Cleanup(func() { _ = srv.Shutdown(); <-done })
+	// Closing the socket ends a server whose goroutine started after
+	// Shutdown, which does nothing to a server not yet started.
+	t.Cleanup(func() { _ = srv.Shutdown(); _ = pc.Close(); <-done })
 	return srv
 }

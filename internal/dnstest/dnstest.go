@@ -70,8 +70,19 @@ func Start(t testing.TB, zone Zone) *Server {
 		}
 		_ = w.WriteMsg(m)
 	})
-	udp := &dns.Server{PacketConn: pc, Handler: handler}
-	tcp := &dns.Server{Listener: ln, Handler: handler}
+	serve(t, pc, ln, handler, handler)
+	return s
+}
+
+// serve answers with udpHandler on pc and tcpHandler on ln until the test
+// ends. The cleanup closes the sockets besides shutting the servers down:
+// Shutdown of a server whose goroutine has not started serving yet (a test
+// that ends at once) does nothing, and the server would then serve the
+// socket for ever while the cleanup waits for it. On a closed socket it
+// returns at once.
+func serve(t testing.TB, pc net.PacketConn, ln net.Listener, udpHandler, tcpHandler dns.Handler) {
+	udp := &dns.Server{PacketConn: pc, Handler: udpHandler}
+	tcp := &dns.Server{Listener: ln, Handler: tcpHandler}
 	var wg sync.WaitGroup
 	for _, srv := range []*dns.Server{udp, tcp} {
 		wg.Add(1)
@@ -83,7 +94,8 @@ func Start(t testing.TB, zone Zone) *Server {
 	t.Cleanup(func() {
 		_ = udp.Shutdown()
 		_ = tcp.Shutdown()
+		_ = pc.Close()
+		_ = ln.Close()
 		wg.Wait()
 	})
-	return s
 }

@@ -2,7 +2,6 @@ package dnstest
 
 import (
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -78,21 +77,7 @@ func StartSec(t testing.TB, zone SecZone) string {
 			_ = w.WriteMsg(m)
 		}
 	}
-	udp := &dns.Server{PacketConn: pc, Handler: handler(true)}
-	tcp := &dns.Server{Listener: ln, Handler: handler(false)}
-	var wg sync.WaitGroup
-	for _, srv := range []*dns.Server{udp, tcp} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_ = srv.ActivateAndServe()
-		}()
-	}
-	t.Cleanup(func() {
-		_ = udp.Shutdown()
-		_ = tcp.Shutdown()
-		wg.Wait()
-	})
+	serve(t, pc, ln, handler(true), handler(false))
 	return pc.LocalAddr().String()
 }
 
