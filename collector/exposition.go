@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/smtp-exporter/smtp_exporter/probe"
 )
@@ -43,7 +44,9 @@ func NewItem(o *probe.Outcome, counts []ReplyCounts, withTargetLabels bool) Item
 // format: each family once with all its samples (and not at all without
 // samples), families in name order. It returns the first write error.
 func WriteProbeMetrics(w io.Writer, items []Item) error {
-	e := &expoWriter{w: bufio.NewWriterSize(w, 32<<10)}
+	e := expoWriters.Get().(*expoWriter)
+	defer e.release()
+	e.w.Reset(w)
 	for i := range families {
 		f := &families[i]
 		for j := range items {
@@ -51,6 +54,21 @@ func WriteProbeMetrics(w io.Writer, items []Item) error {
 		}
 	}
 	return e.flush()
+}
+
+// expoWriters keeps the writers, their buffer and scratch slices, between
+// calls: a /probe answer is a few KiB, and a buffer of 32 KiB allocated and
+// zeroed per answer was the largest cost of a probe after the syscalls.
+var expoWriters = sync.Pool{New: func() any { return &expoWriter{w: bufio.NewWriterSize(nil, 32<<10)} }}
+
+// release puts e back in the pool, holding nothing of the call's.
+func (e *expoWriter) release() {
+	e.w.Reset(nil)
+	e.err, e.cur = nil, nil
+	clear(e.labels[:cap(e.labels)])
+	clear(e.hostLabels[:cap(e.hostLabels)])
+	e.sink, e.host = sink{}, hostItem{}
+	expoWriters.Put(e)
 }
 
 // writeItem writes the samples of family f for one item.
@@ -90,14 +108,13 @@ type expoWriter struct {
 	host               hostItem
 }
 
-func (e *expoWriter) header(f *family) {
+// header is a family's HELP and TYPE lines, made once.
+func (f *family) header() string {
 	typ := "gauge"
 	if f.counter {
 		typ = "counter"
 	}
-	e.str("# HELP " + f.name + " ")
-	e.str(escapeHelp(f.help))
-	e.str("\n# TYPE " + f.name + " " + typ + "\n")
+	return "# HELP " + f.name + " " + escapeHelp(f.help) + "\n# TYPE " + f.name + " " + typ + "\n"
 }
 
 // sample writes one line: the family's name, the labels (sorted by name, as
@@ -106,7 +123,7 @@ func (e *expoWriter) header(f *family) {
 // family never mixes label sets.
 func (e *expoWriter) sample(f *family, item, host []labelPair, v float64, values []string) {
 	if e.cur != f {
-		e.header(f)
+		e.str(f.headerText)
 		e.cur = f
 	}
 	e.labels = append(append(e.labels[:0], item...), host...)
