@@ -85,14 +85,18 @@ func (s *Server) serveProbe(w http.ResponseWriter, r *http.Request) {
 	collector.LogFailures(s.opts.Logger, o)
 
 	items := []collector.Item{collector.NewItem(o, counts, false)}
-	var body bytes.Buffer
 	contentType := collector.TextContentType
+	var body *bytes.Buffer
 	if debug {
+		// The history keeps this text: the buffer is the probe's own.
+		body = new(bytes.Buffer)
 		contentType = "text/plain; charset=utf-8"
-		writeDebug(&body, tr, o, items)
+		writeDebug(body, tr, o, items)
 		s.history.Add(historyEntry(start, o, false, historyText{text: body.Bytes()}))
 	} else {
-		if err := collector.WriteProbeMetrics(&body, items); err != nil {
+		body = getBuffer()
+		defer putBuffer(body)
+		if err := collector.WriteProbeMetrics(body, items); err != nil {
 			s.debug("msg", "Error writing the probe's metrics", "target", t.Raw, "err", err)
 		}
 		s.history.Add(historyEntry(start, o, false, historyText{tr: tr, items: items}))
