@@ -120,7 +120,8 @@ func (p *prober) run() *Error {
 			return err
 		}
 	}
-	p.r = NewReader(p.conn)
+	p.r = getReader(p.conn)
+	defer putReader(p.r)
 	if err := p.dialog(); err != nil {
 		p.politeQuit(err)
 		return err

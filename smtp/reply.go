@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -184,6 +186,22 @@ func cutUTF8(s string, n int) string {
 // MaxLineLength.
 func NewReader(r interface{ Read([]byte) (int, error) }) *bufio.Reader {
 	return bufio.NewReaderSize(r, MaxLineLength+2)
+}
+
+// readers keeps the probes' reply readers (4 KiB buffers) between probes.
+var readers = sync.Pool{New: func() any { return NewReader(nil) }}
+
+// getReader is NewReader from the pool; putReader gives it back once the
+// dialog is over (nothing read from it is kept: replies are copied).
+func getReader(r io.Reader) *bufio.Reader {
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(r)
+	return br
+}
+
+func putReader(br *bufio.Reader) {
+	br.Reset(nil)
+	readers.Put(br)
 }
 
 // readLine returns one line without its LF or CRLF ending. The slice is only
