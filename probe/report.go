@@ -15,7 +15,12 @@ type Transcript struct {
 }
 
 // Add appends a line; it is a Hooks.Transcript.
-func (t *Transcript) Add(l smtp.TranscriptLine) { t.Lines = append(t.Lines, l) }
+func (t *Transcript) Add(l smtp.TranscriptLine) {
+	if t.Lines == nil {
+		t.Lines = make([]smtp.TranscriptLine, 0, 16) // a plain dialog's lines, grown once
+	}
+	t.Lines = append(t.Lines, l)
+}
 
 // WriteTo writes one line per transcript line.
 func (t *Transcript) WriteTo(w io.Writer) (int64, error) {
