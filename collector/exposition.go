@@ -206,8 +206,10 @@ var (
 func escapeHelp(s string) string { return helpEscaper.Replace(s) }
 
 func escapeLabel(s string) string {
-	if !strings.ContainsAny(s, "\\\n\"") {
-		return s
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '\\' || c == '\n' || c == '"' {
+			return labelEscaper.Replace(s)
+		}
 	}
-	return labelEscaper.Replace(s)
+	return s
 }
