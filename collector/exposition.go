@@ -194,6 +194,10 @@ func appendFloat(b []byte, v float64) []byte {
 		return append(b, "-Inf"...)
 	case math.IsNaN(v):
 		return append(b, "NaN"...)
+	case v == math.Trunc(v) && math.Abs(v) < 1e6 && (v != 0 || !math.Signbit(v)):
+		// Codes, counts, flags: 'g' writes these whole numbers as integers
+		// (from 1e6 on, with an exponent), and AppendInt is much cheaper.
+		return strconv.AppendInt(b, int64(v), 10)
 	}
 	return strconv.AppendFloat(b, v, 'g', -1, 64)
 }

@@ -3,6 +3,8 @@ package collector
 import (
 	"bytes"
 	"errors"
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -92,3 +94,19 @@ func TestWriteProbeMetricsReusesNothing(t *testing.T) {
 type failingWriter struct{}
 
 func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("the client went away") }
+
+// TestAppendFloat: whole numbers take a shortcut; every value is written as
+// strconv's shortest 'g' writes it, which is what the text format has.
+func TestAppendFloat(t *testing.T) {
+	for _, v := range []float64{0, math.Copysign(0, -1), 1, -1, 2, 250, 421, 999999, -999999, 1e6, -1e6, 1234567, 10240000,
+		1.7e9, 0.5, -0.25, 1e-7, 123.456, 999999.5, math.MaxInt64, math.MinInt64, math.MaxFloat64, math.SmallestNonzeroFloat64} {
+		if got, want := string(appendFloat(nil, v)), strconv.FormatFloat(v, 'g', -1, 64); got != want {
+			t.Errorf("appendFloat(%v) = %q, want %q", v, got, want)
+		}
+	}
+	for v, want := range map[float64]string{math.Inf(1): "+Inf", math.Inf(-1): "-Inf", math.NaN(): "NaN"} {
+		if got := string(appendFloat(nil, v)); got != want {
+			t.Errorf("appendFloat(%v) = %q, want %q", v, got, want)
+		}
+	}
+}
