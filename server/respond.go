@@ -64,7 +64,11 @@ func writeBuffered(w http.ResponseWriter, r *http.Request, contentType string, b
 
 // acceptsGzip reads Accept-Encoding: gzip (or *) with a q-value above 0.
 func acceptsGzip(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+	ae := r.Header.Get("Accept-Encoding")
+	if ae == "" {
+		return false
+	}
+	for _, part := range strings.Split(ae, ",") {
 		enc, params, _ := strings.Cut(strings.TrimSpace(part), ";")
 		enc = strings.TrimSpace(enc)
 		if !strings.EqualFold(enc, "gzip") && enc != "*" {
