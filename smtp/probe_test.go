@@ -510,3 +510,28 @@ func TestMessageSizeLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderPoolKeepsNothing: the reply readers are pooled; a probe that
+// ends with bytes left in its reader (a server talking out of turn) leaves
+// nothing for the next probe to read: each probe reads its own server only.
+func TestReaderPoolKeepsNothing(t *testing.T) {
+	early := newFakeServer(t, "tcp4", script(nil, "RAW: 220 early.test\r\n250 leftover from another server\r\n", "DRAIN"))
+	good := newFakeServer(t, "tcp4", script(nil, "S: 220 good.test", "C: EHLO probe.test", ehloOK, "C: QUIT", "S: 221 bye"))
+	for i := range 5 {
+		var perr *Error
+		if _, err := probeFake(t, early, baseOptions(), 5*time.Second); !errors.As(err, &perr) || perr.Reason != ReasonProtocol {
+			t.Fatalf("round %d: the early talker: %v, want a protocol failure", i, err)
+		}
+		early.wait(t)
+		res, err := probeFake(t, good, baseOptions(), 5*time.Second)
+		if err != nil {
+			t.Fatalf("round %d: the good server after it: %v", i, err)
+		}
+		if r := res.Phases[2].Reply; res.Phases[2].Phase != PhaseBanner || r.String() != "220 good.test" {
+			t.Errorf("round %d: banner %q, want the good server's", i, r)
+		}
+		if sr := good.wait(t); sr.err != nil {
+			t.Errorf("round %d: server script: %v", i, sr.err)
+		}
+	}
+}
