@@ -25,8 +25,10 @@ func (t *Transcript) Add(l smtp.TranscriptLine) {
 // WriteTo writes one line per transcript line.
 func (t *Transcript) WriteTo(w io.Writer) (int64, error) {
 	var n int64
+	var line []byte
 	for _, l := range t.Lines {
-		k, err := io.WriteString(w, l.String()+"\n")
+		line = append(l.AppendTo(line[:0]), '\n')
+		k, err := w.Write(line)
 		n += int64(k)
 		if err != nil {
 			return n, err
