@@ -88,7 +88,7 @@ func (s *Server) serveProbe(w http.ResponseWriter, r *http.Request) {
 	contentType := collector.TextContentType
 	var body *bytes.Buffer
 	if debug {
-		// The history keeps this text: the buffer is the probe's own.
+		// Rarely asked for, and up to a few MiB: a buffer of its own.
 		body = new(bytes.Buffer)
 		contentType = "text/plain; charset=utf-8"
 		writeDebug(body, tr, o, items)
