@@ -44,13 +44,9 @@ func NewItem(o *probe.Outcome, counts []ReplyCounts, withTargetLabels bool) Item
 // format: each family once with all its samples (and not at all without
 // samples), families in name order. It returns the first write error.
 func WriteProbeMetrics(w io.Writer, items []Item) error {
-	bw := expoBuffers.Get().(*bufio.Writer)
-	bw.Reset(w)
-	defer func() {
-		bw.Reset(nil)
-		expoBuffers.Put(bw)
-	}()
-	e := &expoWriter{w: bw}
+	e := expoWriters.Get().(*expoWriter)
+	defer e.release()
+	e.w.Reset(w)
 	for i := range families {
 		f := &families[i]
 		for j := range items {
@@ -60,10 +56,20 @@ func WriteProbeMetrics(w io.Writer, items []Item) error {
 	return e.flush()
 }
 
-// expoBuffers are WriteProbeMetrics' buffers: the recent probes write the
-// metrics of every probe into its debug text, and a buffer of 32 KiB each
-// time was most of what that cost.
-var expoBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+// expoWriters keeps the writers, their buffer and scratch slices, between
+// calls: a /probe answer is a few KiB, and a buffer of 32 KiB allocated and
+// zeroed per answer was the largest cost of a probe after the syscalls.
+var expoWriters = sync.Pool{New: func() any { return &expoWriter{w: bufio.NewWriterSize(nil, 32<<10)} }}
+
+// release puts e back in the pool, holding nothing of the call's.
+func (e *expoWriter) release() {
+	e.w.Reset(nil)
+	e.err, e.cur = nil, nil
+	clear(e.labels[:cap(e.labels)])
+	clear(e.hostLabels[:cap(e.hostLabels)])
+	e.sink, e.host = sink{}, hostItem{}
+	expoWriters.Put(e)
+}
 
 // writeItem writes the samples of family f for one item.
 func (e *expoWriter) writeItem(f *family, it *Item) {
@@ -102,14 +108,13 @@ type expoWriter struct {
 	host               hostItem
 }
 
-func (e *expoWriter) header(f *family) {
+// header is a family's HELP and TYPE lines, made once.
+func (f *family) header() string {
 	typ := "gauge"
 	if f.counter {
 		typ = "counter"
 	}
-	e.str("# HELP " + f.name + " ")
-	e.str(escapeHelp(f.help))
-	e.str("\n# TYPE " + f.name + " " + typ + "\n")
+	return "# HELP " + f.name + " " + escapeHelp(f.help) + "\n# TYPE " + f.name + " " + typ + "\n"
 }
 
 // sample writes one line: the family's name, the labels (sorted by name, as
@@ -118,7 +123,7 @@ func (e *expoWriter) header(f *family) {
 // family never mixes label sets.
 func (e *expoWriter) sample(f *family, item, host []labelPair, v float64, values []string) {
 	if e.cur != f {
-		e.header(f)
+		e.str(f.headerText)
 		e.cur = f
 	}
 	e.labels = append(append(e.labels[:0], item...), host...)
@@ -189,6 +194,10 @@ func appendFloat(b []byte, v float64) []byte {
 		return append(b, "-Inf"...)
 	case math.IsNaN(v):
 		return append(b, "NaN"...)
+	case v == math.Trunc(v) && math.Abs(v) < 1e6 && (v != 0 || !math.Signbit(v)):
+		// Codes, counts, flags: 'g' writes these whole numbers as integers
+		// (from 1e6 on, with an exponent), and AppendInt is much cheaper.
+		return strconv.AppendInt(b, int64(v), 10)
 	}
 	return strconv.AppendFloat(b, v, 'g', -1, 64)
 }
@@ -201,8 +210,10 @@ var (
 func escapeHelp(s string) string { return helpEscaper.Replace(s) }
 
 func escapeLabel(s string) string {
-	if !strings.ContainsAny(s, "\\\n\"") {
-		return s
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '\\' || c == '\n' || c == '"' {
+			return labelEscaper.Replace(s)
+		}
 	}
-	return labelEscaper.Replace(s)
+	return s
 }

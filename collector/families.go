@@ -36,6 +36,7 @@ type family struct {
 	labels     []string
 	perProbe   func(o *probe.Outcome, s *sink)
 	perHost    func(h *hostItem, s *sink)
+	headerText string // HELP and TYPE lines, set by init
 }
 
 // hostItem is one host of an outcome with its reply counters.
@@ -245,6 +246,9 @@ var families = []family{
 var registeredExtensions = map[string]bool{}
 
 func init() {
+	for i := range families {
+		families[i].headerText = families[i].header()
+	}
 	for _, k := range []string{"8BITMIME", "ATRN", "AUTH", "BINARYMIME", "BURL", "CHECKPOINT", "CHUNKING",
 		"CONNEG", "CONPERM", "DELIVERBY", "DSN", "ENHANCEDSTATUSCODES", "ETRN", "EXPN", "FUTURERELEASE",
 		"HELP", "LIMITS", "MT-PRIORITY", "MTRK", "NO-SOLICITING", "ONEX", "PIPELINING", "REQUIRETLS",

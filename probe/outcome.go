@@ -87,6 +87,12 @@ func (o *Outcome) Failures() []*smtp.Error {
 
 func newHost(name, preference string, res *smtp.Result, d *DANEResult, byAddress bool) Host {
 	h := Host{Name: name, Preference: preference, Result: res, DANE: d}
+	if len(res.Extensions) > 0 {
+		h.Extensions = make([]string, 0, len(res.Extensions))
+	}
+	if len(res.Phases) > 0 {
+		h.Phases = make([]PhaseSummary, 0, len(res.Phases))
+	}
 	for k := range res.Extensions {
 		h.Extensions = append(h.Extensions, k)
 	}

@@ -15,13 +15,20 @@ type Transcript struct {
 }
 
 // Add appends a line; it is a Hooks.Transcript.
-func (t *Transcript) Add(l smtp.TranscriptLine) { t.Lines = append(t.Lines, l) }
+func (t *Transcript) Add(l smtp.TranscriptLine) {
+	if t.Lines == nil {
+		t.Lines = make([]smtp.TranscriptLine, 0, 16) // a plain dialog's lines, grown once
+	}
+	t.Lines = append(t.Lines, l)
+}
 
 // WriteTo writes one line per transcript line.
 func (t *Transcript) WriteTo(w io.Writer) (int64, error) {
 	var n int64
+	var line []byte
 	for _, l := range t.Lines {
-		k, err := io.WriteString(w, l.String()+"\n")
+		line = append(l.AppendTo(line[:0]), '\n')
+		k, err := w.Write(line)
 		n += int64(k)
 		if err != nil {
 			return n, err

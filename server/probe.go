@@ -89,14 +89,18 @@ func (s *Server) serveProbe(w http.ResponseWriter, r *http.Request) {
 	collector.LogFailures(s.opts.Logger, o)
 
 	items := []collector.Item{collector.NewItem(o, counts, false)}
-	var body bytes.Buffer
 	contentType := collector.TextContentType
+	var body *bytes.Buffer
 	if debug {
+		// Rarely asked for, and up to a few MiB: a buffer of its own.
+		body = new(bytes.Buffer)
 		contentType = "text/plain; charset=utf-8"
-		writeDebug(&body, tr, o, items, nil)
+		writeDebug(body, tr, o, items, nil)
 		s.record(start, o, false, probeText{text: body.Bytes()})
 	} else {
-		if err := collector.WriteProbeMetrics(&body, items); err != nil {
+		body = getBuffer()
+		defer putBuffer(body)
+		if err := collector.WriteProbeMetrics(body, items); err != nil {
 			s.debug("msg", "Error writing the probe's metrics", "target", t.Raw, "err", err)
 		}
 		s.record(start, o, false, probeText{tr: tr, items: items, metrics: body.Bytes()})

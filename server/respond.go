@@ -16,6 +16,24 @@ var gzipWriters = sync.Pool{New: func() any {
 	return w
 }}
 
+// buffers hold answers while they are written: a /probe answer is made
+// whole in memory before it is sent, and nothing keeps it afterwards.
+var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuffer is the largest buffer put back: the answer of an
+// mx_lookup probe of many hosts is not kept for the next one.
+const maxPooledBuffer = 64 << 10
+
+func getBuffer() *bytes.Buffer { return buffers.Get().(*bytes.Buffer) }
+
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() > maxPooledBuffer {
+		return
+	}
+	b.Reset()
+	buffers.Put(b)
+}
+
 // writeBuffered answers with body, gzipped when the client accepts it (as
 // Prometheus does), within writeTimeout: the answer is complete in memory
 // before this is called, so the probe's capacity is already free, and a
@@ -28,11 +46,13 @@ func writeBuffered(w http.ResponseWriter, r *http.Request, contentType string, b
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(writeTimeout))
 	}
 	if acceptsGzip(r) && len(body) > 256 {
-		var zb bytes.Buffer
+		zb := getBuffer()
+		defer putBuffer(zb)
 		gz := gzipWriters.Get().(*gzip.Writer)
-		gz.Reset(&zb)
+		gz.Reset(zb)
 		_, _ = gz.Write(body) // a bytes.Buffer does not fail
 		_ = gz.Close()
+		gz.Reset(io.Discard)
 		gzipWriters.Put(gz)
 		h.Set("Content-Encoding", "gzip")
 		body = zb.Bytes()
@@ -44,7 +64,11 @@ func writeBuffered(w http.ResponseWriter, r *http.Request, contentType string, b
 
 // acceptsGzip reads Accept-Encoding: gzip (or *) with a q-value above 0.
 func acceptsGzip(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+	ae := r.Header.Get("Accept-Encoding")
+	if ae == "" {
+		return false
+	}
+	for _, part := range strings.Split(ae, ",") {
 		enc, params, _ := strings.Cut(strings.TrimSpace(part), ";")
 		enc = strings.TrimSpace(enc)
 		if !strings.EqualFold(enc, "gzip") && enc != "*" {

@@ -1,12 +1,19 @@
 package server
 
 import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/smtp-exporter/smtp_exporter/internal/smtptest"
 )
@@ -90,5 +97,62 @@ func TestSlotFreedBeforeTheAnswerIsWritten(t *testing.T) {
 	<-done
 	if !strings.Contains(w.Body.String(), "probe_success 1\n") {
 		t.Errorf("answer: %s", w.Body.String())
+	}
+}
+
+// TestPooledAnswersOweNothingToEachOther: /probe answers are made in pooled
+// buffers; answers of different probes, plain and gzipped, taken in turn
+// from several goroutines, are each whole and each their own probe's.
+func TestPooledAnswersOweNothingToEachOther(t *testing.T) {
+	ok := smtptest.Start(t, smtptest.OK)
+	busy := smtptest.Start(t, smtptest.Busy)
+	s, _ := newTestServer(t, testModules, Options{HistoryLimit: 10, HistoryBytes: 1 << 20})
+	errs := make(chan error, 64)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 8 {
+				target, want := ok.Addr, "probe_success 1\n"
+				if (g+i)%2 == 1 {
+					target, want = busy.Addr, "probe_success 0\n"
+				}
+				req := httptest.NewRequest(http.MethodGet, probeURL(target, ""), nil)
+				gzipped := i%3 == 0
+				if gzipped {
+					req.Header.Set("Accept-Encoding", "gzip")
+				}
+				rec := httptest.NewRecorder()
+				s.Probe().ServeHTTP(rec, req)
+				body := rec.Body.Bytes()
+				if gzipped {
+					zr, err := gzip.NewReader(rec.Body)
+					if err != nil {
+						errs <- fmt.Errorf("gzip: %w", err)
+						return
+					}
+					if body, err = io.ReadAll(zr); err != nil {
+						errs <- fmt.Errorf("gunzip: %w", err)
+						return
+					}
+				}
+				parser := expfmt.NewTextParser(model.LegacyValidation)
+				families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+				switch {
+				case err != nil:
+					errs <- fmt.Errorf("answer %d of goroutine %d does not parse: %w\n%s", i, g, err, body)
+				case !strings.Contains(string(body), want) || bytes.Count(body, []byte("# TYPE probe_success ")) != 1:
+					errs <- fmt.Errorf("answer %d of goroutine %d (target %s) is not its probe's alone:\n%s", i, g, target, body)
+				case len(families["probe_success"].GetMetric()) != 1:
+					errs <- fmt.Errorf("answer %d of goroutine %d has %d probe_success samples", i, g, len(families["probe_success"].GetMetric()))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

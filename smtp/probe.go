@@ -123,7 +123,8 @@ func (p *prober) run() *Error {
 			return err
 		}
 	}
-	p.r = NewReader(p.conn)
+	p.r = getReader(p.conn)
+	defer putReader(p.r)
 	if err := p.dialog(); err != nil {
 		p.politeQuit(err)
 		return err
@@ -300,7 +301,10 @@ func (p *prober) unsolicited() *Error {
 
 // readReply reads one reply and records the phase as lasting since t.
 func (p *prober) readReply(phase Phase, t time.Time) (*Reply, *Error) {
-	how := replyReading{keepLines: maxKeptLines, keepBytes: maxKeptBytes, clean: p.secrets.scrub, onLine: p.serverLine}
+	how := replyReading{keepLines: maxKeptLines, keepBytes: maxKeptBytes, clean: p.secrets.scrub}
+	if p.tr != nil {
+		how.onSafeLine = p.serverLine
+	}
 	p.ehloExt = nil
 	if phase == PhaseEHLO {
 		ext := &extensionSet{}
@@ -319,11 +323,8 @@ func (p *prober) readReply(phase Phase, t time.Time) (*Reply, *Error) {
 	return r, nil
 }
 
-func (p *prober) serverLine(line []byte) {
-	if p.tr != nil {
-		p.emit(Server, safeBytes(line))
-	}
-}
+// serverLine puts a server's line, made safe, in the transcript.
+func (p *prober) serverLine(line string) { p.emit(Server, line) }
 
 // ioError classifies a read or write failure.
 func (p *prober) ioError(phase Phase, err error) *Error {

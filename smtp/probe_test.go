@@ -540,3 +540,28 @@ func TestTestMessageForm(t *testing.T) {
 		t.Errorf("X-Mailer %q", got)
 	}
 }
+
+// TestReaderPoolKeepsNothing: the reply readers are pooled; a probe that
+// ends with bytes left in its reader (a server talking out of turn) leaves
+// nothing for the next probe to read: each probe reads its own server only.
+func TestReaderPoolKeepsNothing(t *testing.T) {
+	early := smtptest.NewFake(t, "tcp4", smtptest.Script(nil, "RAW: 220 early.test\r\n250 leftover from another server\r\n", "DRAIN"))
+	good := smtptest.NewFake(t, "tcp4", smtptest.Script(nil, "S: 220 good.test", "C: EHLO probe.test", ehloOK, "C: QUIT", "S: 221 bye"))
+	for i := range 5 {
+		var perr *Error
+		if _, err := probeFake(t, early, baseOptions(), 5*time.Second); !errors.As(err, &perr) || perr.Reason != ReasonProtocol {
+			t.Fatalf("round %d: the early talker: %v, want a protocol failure", i, err)
+		}
+		early.Wait(t)
+		res, err := probeFake(t, good, baseOptions(), 5*time.Second)
+		if err != nil {
+			t.Fatalf("round %d: the good server after it: %v", i, err)
+		}
+		if r := res.Phases[2].Reply; res.Phases[2].Phase != PhaseBanner || r.String() != "220 good.test" {
+			t.Errorf("round %d: banner %q, want the good server's", i, r)
+		}
+		if sr := good.Wait(t); sr.Err != nil {
+			t.Errorf("round %d: server script: %v", i, sr.Err)
+		}
+	}
+}

@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/smtp-exporter/smtp_exporter/internal/textsafe"
 )
@@ -97,14 +100,19 @@ type replyReading struct {
 	// clean, when not nil, is applied to each line's safe text before it
 	// is kept or seen by onText (the probe scrubs secrets with it).
 	clean func(string) string
-	// onLine sees each raw line before it is parsed; onText sees the text
-	// of each line, kept or not, with its index.
-	onLine func(line []byte)
-	onText func(i int, text string)
+	// onLine sees each raw line before it is parsed; onSafeLine sees it
+	// made safe (SafeText), and the reply's text then shares that string;
+	// onText sees the text of each line, kept or not, with its index.
+	onLine     func(line []byte)
+	onSafeLine func(line string)
+	onText     func(i int, text string)
 }
 
 func readReply(r *bufio.Reader, how replyReading) (*Reply, error) {
 	var reply *Reply
+	// The kept lines gather here and are copied once, at their number.
+	var buf [maxKeptLines]string
+	lines := buf[:0]
 	kept, omitted := 0, 0
 	var last string
 	for n := 0; ; n++ {
@@ -118,6 +126,11 @@ func readReply(r *bufio.Reader, how replyReading) (*Reply, error) {
 		if how.onLine != nil {
 			how.onLine(line)
 		}
+		safe := ""
+		if how.onSafeLine != nil {
+			safe = safeBytes(line)
+			how.onSafeLine(safe)
+		}
 		code, more, ok := parseReplyLine(line)
 		if !ok {
 			shown := safeBytes(line)
@@ -130,12 +143,16 @@ func readReply(r *bufio.Reader, how replyReading) (*Reply, error) {
 			return nil, protocolErrorf("not an SMTP reply: \"%s\"", shown)
 		}
 		if reply == nil {
-			reply = &Reply{Code: code, Lines: make([]string, 0, 1)}
+			reply = &Reply{Code: code}
 		} else if code != reply.Code {
 			return nil, protocolErrorf("multi-line reply changes code from %d to %d", reply.Code, code)
 		}
 		text := ""
-		if len(line) > 4 {
+		switch {
+		case len(line) <= 4:
+		case safe != "":
+			text = safe[4:] // code and separator are ASCII, which SafeText keeps as they are
+		default:
 			text = safeBytes(line[4:])
 		}
 		if how.clean != nil {
@@ -145,11 +162,11 @@ func readReply(r *bufio.Reader, how replyReading) (*Reply, error) {
 			how.onText(n, text)
 		}
 		last = text
-		if len(reply.Lines) < how.keepLines && kept < how.keepBytes {
+		if len(lines) < how.keepLines && kept < how.keepBytes {
 			if room := how.keepBytes - kept; len(text) > room {
 				text = cutUTF8(text, room) + "..."
 			}
-			reply.Lines = append(reply.Lines, text)
+			lines = append(lines, text)
 			kept += len(text)
 		} else {
 			omitted++
@@ -158,6 +175,7 @@ func readReply(r *bufio.Reader, how replyReading) (*Reply, error) {
 			break
 		}
 	}
+	reply.Lines = slices.Clone(lines)
 	// The code is on the first line, or (as go-smtp writes it) on the last
 	// line only.
 	reply.Enhanced = parseEnhancedCode(reply.Code, reply.Lines[0])
@@ -177,6 +195,22 @@ func cutUTF8(s string, n int) string { return textsafe.Cut(s, n) }
 // MaxLineLength.
 func NewReader(r interface{ Read([]byte) (int, error) }) *bufio.Reader {
 	return bufio.NewReaderSize(r, MaxLineLength+2)
+}
+
+// readers keeps the probes' reply readers (4 KiB buffers) between probes.
+var readers = sync.Pool{New: func() any { return NewReader(nil) }}
+
+// getReader is NewReader from the pool; putReader gives it back once the
+// dialog is over (nothing read from it is kept: replies are copied).
+func getReader(r io.Reader) *bufio.Reader {
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(r)
+	return br
+}
+
+func putReader(br *bufio.Reader) {
+	br.Reset(nil)
+	readers.Put(br)
 }
 
 // readLine returns one line without its LF or CRLF ending. The slice is only

@@ -72,6 +72,50 @@ func TestReadReplyLineCallbackSeesRawLines(t *testing.T) {
 	}
 }
 
+// TestReadReplySafeLinesShareText: a probe that keeps a transcript reads
+// each line made safe once, and takes the reply's text from it; the reply
+// must be the one read without a transcript, and the transcript's lines
+// each line's SafeText, whatever the server sends.
+func TestReadReplySafeLinesShareText(t *testing.T) {
+	tests := []struct{ name, in string }{
+		{"ehlo", "250-mx.example.org\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250 8BITMIME\r\n"},
+		{"code only", "250\r\n"},
+		{"code and separator only", "250 \r\n"},
+		{"control chars", "250 a\x00b\x1bc\r\n"},
+		{"invalid utf8 after the separator", "250-\xff\xfe\r\n250 \xc3\r\n"},
+		{"bidi override", "220 mx \u202egro.elpmaxe\r\n"},
+		{"more lines than are kept", strings.Repeat("250-x\r\n", 2*maxKeptLines) + "250 5.0.0 end\r\n"},
+		{"more bytes than are kept", "250-" + strings.Repeat("a", 3*maxKeptBytes/4) + "\r\n250 " + strings.Repeat("\x1b", maxKeptBytes/2) + "\r\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			how := replyReading{keepLines: maxKeptLines, keepBytes: maxKeptBytes}
+			want, err := readReply(NewReader(strings.NewReader(tc.in)), how)
+			if err != nil {
+				t.Fatalf("without a transcript: %v", err)
+			}
+			var safe []string
+			how.onSafeLine = func(l string) { safe = append(safe, l) }
+			got, err := readReply(NewReader(strings.NewReader(tc.in)), how)
+			if err != nil {
+				t.Fatalf("with a transcript: %v", err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("reply %#v, want %#v", got, want)
+			}
+			raw := strings.Split(strings.TrimSuffix(tc.in, "\r\n"), "\r\n")
+			if len(safe) != len(raw) {
+				t.Fatalf("%d transcript lines, want %d", len(safe), len(raw))
+			}
+			for i, l := range raw {
+				if safe[i] != SafeText(l) {
+					t.Errorf("transcript line %d = %q, want %q", i, safe[i], SafeText(l))
+				}
+			}
+		})
+	}
+}
+
 // TestReadReplyDoesNotReadPastLimit checks that an over-long line is refused
 // after at most one buffer of input, not after reading it all.
 func TestReadReplyDoesNotReadPastLimit(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Result is everything one probe saw, filled up to the point of failure.
@@ -171,14 +172,21 @@ type TranscriptLine struct {
 
 // String formats the line as "[  0.012s] S: 220 mx.example.org ESMTP", with
 // "[mx1.example.org] " before the direction in an MX probe.
-func (l TranscriptLine) String() string {
-	secs := strconv.FormatFloat(l.At.Seconds(), 'f', 3, 64)
-	if pad := 7 - len(secs); pad > 0 {
-		secs = strings.Repeat(" ", pad) + secs
+func (l TranscriptLine) String() string { return string(l.AppendTo(nil)) }
+
+// AppendTo appends the line, as String formats it, to b: a transcript is
+// written line by line into one buffer without a string per line.
+func (l TranscriptLine) AppendTo(b []byte) []byte {
+	var num [32]byte
+	secs := strconv.AppendFloat(num[:0], l.At.Seconds(), 'f', 3, 64)
+	b = append(b, '[')
+	for pad := 7 - len(secs); pad > 0; pad-- {
+		b = append(b, ' ')
 	}
-	host := ""
+	b = append(append(b, secs...), "s] "...)
 	if l.Host != "" {
-		host = "[" + l.Host + "] "
+		b = append(append(append(b, '['), l.Host...), "] "...)
 	}
-	return "[" + secs + "s] " + host + string(rune(l.Dir)) + ": " + l.Text
+	b = append(utf8.AppendRune(b, rune(l.Dir)), ": "...)
+	return append(b, l.Text...)
 }
