@@ -13,20 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smtp-exporter/smtp_exporter/internal/testenv"
 	"github.com/smtp-exporter/smtp_exporter/internal/testpki"
 )
-
-// closedAddr is a loopback address where nothing listens.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
 
 func TestDeliveryFailures(t *testing.T) {
 	pw := func() (string, error) { return imapPassword, nil }
@@ -37,7 +26,7 @@ func TestDeliveryFailures(t *testing.T) {
 		errHas string
 	}{
 		{name: "nothing listens", reason: ReasonConnect, dc: func(t *testing.T) *Check {
-			return &Check{Addr: closedAddr(t), Username: imapUser, Password: pw}
+			return &Check{Addr: testenv.FreeAddr(t), Username: imapUser, Password: pw}
 		}},
 		{name: "untrusted certificate", reason: ReasonTLS, errHas: "certificate", dc: func(t *testing.T) *Check {
 			dc := startIMAP(t, TLSImplicit).checkFor(TLSImplicit)
@@ -58,17 +47,17 @@ func TestDeliveryFailures(t *testing.T) {
 			return dc
 		}},
 		{name: "unreadable password", reason: ReasonConfig, errHas: "no such file", dc: func(t *testing.T) *Check {
-			return &Check{Addr: closedAddr(t), Username: imapUser,
+			return &Check{Addr: testenv.FreeAddr(t), Username: imapUser,
 				Password: func() (string, error) { return "", errors.New("open imap.password: no such file") }}
 		}},
 		{name: "no password", reason: ReasonConfig, dc: func(t *testing.T) *Check {
-			return &Check{Addr: closedAddr(t), Username: imapUser}
+			return &Check{Addr: testenv.FreeAddr(t), Username: imapUser}
 		}},
 		{name: "address without port", reason: ReasonConfig, dc: func(*testing.T) *Check {
 			return &Check{Addr: "127.0.0.1", Username: imapUser, Password: pw}
 		}},
 		{name: "unknown tls mode", reason: ReasonConfig, dc: func(t *testing.T) *Check {
-			return &Check{Addr: closedAddr(t), TLS: "ssl", Username: imapUser, Password: pw}
+			return &Check{Addr: testenv.FreeAddr(t), TLS: "ssl", Username: imapUser, Password: pw}
 		}},
 	}
 	for _, tt := range tests {
@@ -92,7 +81,7 @@ func TestDeliveryFailures(t *testing.T) {
 }
 
 func TestDeliveryNoMessageID(t *testing.T) {
-	dc := &Check{Addr: closedAddr(t), Username: imapUser, Password: func() (string, error) { return imapPassword, nil }}
+	dc := &Check{Addr: testenv.FreeAddr(t), Username: imapUser, Password: func() (string, error) { return imapPassword, nil }}
 	_, err := Wait(context.Background(), dc, Request{})
 	if err == nil || err.Reason != ReasonConfig {
 		t.Fatalf("err = %v, want config", err)

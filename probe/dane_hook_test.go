@@ -15,6 +15,7 @@ import (
 	"github.com/smtp-exporter/smtp_exporter/dane"
 	"github.com/smtp-exporter/smtp_exporter/internal/dnstest"
 	"github.com/smtp-exporter/smtp_exporter/internal/smtptest"
+	"github.com/smtp-exporter/smtp_exporter/internal/testenv"
 	"github.com/smtp-exporter/smtp_exporter/internal/testpki"
 	"github.com/smtp-exporter/smtp_exporter/smtp"
 )
@@ -170,7 +171,7 @@ func TestProbeDANE(t *testing.T) {
 		})
 	}
 	t.Run("connection refused where DANE applies: no verdict", func(t *testing.T) {
-		_, portStr, _ := strings.Cut(closedAddr(t), ":")
+		_, portStr, _ := strings.Cut(testenv.FreeAddr(t), ":")
 		var port uint16
 		fmt.Sscan(portStr, &port)
 		opts := baseOptions()

@@ -29,20 +29,8 @@ func TestDeliveryTakesASlot(t *testing.T) {
 		t.Fatal(err)
 	}
 	var dialled atomic.Int32
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := imap.Accept()
-			if err != nil {
-				return
-			}
-			dialled.Add(1)
-			c.Close() // the check then fails: closed
-		}
-	}()
-	t.Cleanup(func() { imap.Close(); wg.Wait() })
+	// Each connection is counted and closed at once: the check then fails.
+	smtptest.Serve(t, imap, func(net.Conn) { dialled.Add(1) })
 
 	plan := &Plan{Name: "roundtrip", Timeout: 5 * time.Second,
 		Options: &smtp.Options{HeloName: "probe.test", MailFrom: "probe@probe.test", RcptTo: []string{"inbox@probe.test"}, SendData: true},
@@ -106,14 +94,7 @@ func TestTranscriptCapCoversIMAP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c, err := imap.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	smtptest.Serve(t, imap, func(c net.Conn) {
 		c.Write([]byte("* OK [CAPABILITY IMAP4rev1] ready\r\n"))
 		line := make([]byte, 512)
 		n, _ := c.Read(line) // the LOGIN
@@ -125,8 +106,7 @@ func TestTranscriptCapCoversIMAP(t *testing.T) {
 		b.WriteString(tag + " NO [AUTHENTICATIONFAILED] no\r\n")
 		c.Write([]byte(b.String()))
 		io.Copy(io.Discard, c)
-	}()
-	t.Cleanup(func() { imap.Close(); <-done })
+	})
 	plan := &Plan{Name: "roundtrip", Timeout: 5 * time.Second,
 		Options: &smtp.Options{HeloName: "probe.test", MailFrom: "probe@probe.test", RcptTo: []string{"inbox@probe.test"}, SendData: true},
 		Delivery: &delivery.Check{Addr: imap.Addr().String(), TLS: delivery.TLSNone, Username: "inbox@probe.test",

@@ -3,7 +3,6 @@ package probe
 import (
 	"context"
 	"crypto/x509"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -112,18 +111,6 @@ func mustTLSA(t *testing.T, cert *x509.Certificate, usage uint8) dane.TLSARecord
 		t.Fatal(err)
 	}
 	return r
-}
-
-// closedAddr is a loopback address where nothing listens.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 // probeOne probes host:port with opts as Run does for a single host: one
