@@ -198,13 +198,8 @@ func newPlan(name string, m *config.Module) (*Plan, error) {
 				return nil, config.AtKey(err, "auth")
 			}
 		}
-		p.authTargets = make([]config.Pattern, 0, len(a.Targets))
-		for _, t := range a.Targets {
-			pat, err := config.ParsePattern(t, true)
-			if err != nil {
-				return nil, config.AtKey(err, "auth", "targets")
-			}
-			p.authTargets = append(p.authTargets, pat)
+		if p.authTargets, err = parsePatterns(a.Targets, "auth", "targets"); err != nil {
+			return nil, err
 		}
 	}
 	if m.MXLookup {
@@ -216,13 +211,8 @@ func newPlan(name string, m *config.Module) (*Plan, error) {
 			return nil, config.AtKey(err, "delivery_check")
 		}
 		p.Delivery = dc
-		p.deliveryTargets = make([]config.Pattern, 0, len(d.Targets))
-		for _, t := range d.Targets {
-			pat, err := config.ParsePattern(t, true)
-			if err != nil {
-				return nil, config.AtKey(err, "delivery_check", "targets")
-			}
-			p.deliveryTargets = append(p.deliveryTargets, pat)
+		if p.deliveryTargets, err = parsePatterns(d.Targets, "delivery_check", "targets"); err != nil {
+			return nil, err
 		}
 		// The message says when this probe stops waiting for it, so that
 		// another probe's cleanup of the mailbox spares it until then.
@@ -277,4 +267,18 @@ func newDeliveryCheck(d *config.DeliveryCheck) (*delivery.Check, error) {
 		}
 	}
 	return dc, dc.Validate()
+}
+
+// parsePatterns compiles a module's list of targets (auth.targets,
+// delivery_check.targets); an error names the list by keys.
+func parsePatterns(list []string, keys ...string) ([]config.Pattern, error) {
+	pats := make([]config.Pattern, 0, len(list))
+	for _, t := range list {
+		pat, err := config.ParsePattern(t, true)
+		if err != nil {
+			return nil, config.AtKey(err, keys...)
+		}
+		pats = append(pats, pat)
+	}
+	return pats, nil
 }
