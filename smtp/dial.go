@@ -61,7 +61,7 @@ func (p *prober) resolve() *Error {
 		}
 		p.setAddr(p.addrs[0])
 		if !literal {
-			p.note("resolved %s to %s via %s in %s", p.res.Host, JoinAddrs(p.addrs), p.opts.resolverName(), p.res.DNSDuration.Round(time.Microsecond))
+			p.note("resolved %s to %s via %s in %s", p.res.Host, joinAddrs(p.addrs), p.opts.resolverName(), p.res.DNSDuration.Round(time.Microsecond))
 		}
 		return nil
 	}

@@ -129,12 +129,10 @@ func (o *Options) resolverName() string {
 	return o.Resolver
 }
 
-// resolver returns the resolver these options ask.
-func (o *Options) resolver() *net.Resolver { return NewResolver(o.Resolver) }
-
-// NewResolver returns a resolver that asks addr ("host:port"), or the
-// system's resolver when addr is empty.
-func NewResolver(addr string) *net.Resolver {
+// resolver returns the resolver these options ask: Resolver, or the
+// system's when it is empty.
+func (o *Options) resolver() *net.Resolver {
+	addr := o.Resolver
 	if addr == "" {
 		return net.DefaultResolver
 	}

@@ -115,11 +115,8 @@ func (s *Session) Done(err *Error) *Result {
 // Notef writes a note of this host to the transcript.
 func (s *Session) Notef(format string, args ...any) { s.p.note(format, args...) }
 
-// Tag is the TranscriptLine.Host of this Session's lines.
-func (s *Session) Tag() string { return s.p.trHost }
-
-// JoinAddrs formats addresses for a transcript note: "192.0.2.1, 2001:db8::1".
-func JoinAddrs(addrs []netip.Addr) string {
+// joinAddrs formats addresses for a transcript note: "192.0.2.1, 2001:db8::1".
+func joinAddrs(addrs []netip.Addr) string {
 	out := make([]string, len(addrs))
 	for i, a := range addrs {
 		out[i] = a.String()
